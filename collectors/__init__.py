@@ -1,0 +1,1 @@
+"""Collectors: one module per source; each only parses and normalizes."""

@@ -127,6 +127,8 @@ class Store:
                     self._note(wait, "replayed", force=True)
                 outcome.inserted = self._write_tx(con, batch)
         except StoreBusyError as exc:
+            if batch.is_empty():
+                return outcome  # nothing new to keep; spooled batches stay where they are
             outcome.spooled = spool.spool_batch(self.spool_dir, batch, reason=str(exc))
             self._note(LockWait(exc.waited_s * 1000, 0, exc.holder), "spooled", force=True)
         return outcome

@@ -1,0 +1,323 @@
+"""`vc`: the command line. stdout carries data only; diagnostics and progress go to stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workbench.config import REPO_ROOT, ConfigError, VcConfig, load_config
+
+app = typer.Typer(help="Vibe Cockpit Workbench: watch a fleet of AI coding-agent machines.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema: apply migrations, show their status.", no_args_is_help=True)
+robot_app = typer.Typer(help="Stable machine-readable output for agents (JSON envelope or Markdown).",
+                        no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(robot_app, name="robot")
+app.add_typer(config_app, name="config")
+
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+class _State:
+    config_path: str | None = None
+    verbose: bool = False
+    _cfg: VcConfig | None = None
+
+    def cfg(self) -> VcConfig:
+        if self._cfg is None:
+            try:
+                self._cfg = load_config(self.config_path)
+            except ConfigError as exc:
+                _err(f"error: {exc}")
+                raise typer.Exit(2) from exc
+        return self._cfg
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    config: Annotated[str | None, typer.Option("--config", "-c", envvar="VC_CONFIG",
+                                               help="Path to vc.toml (default ./vc.toml, else built-in defaults).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
+) -> None:
+    state.config_path = config
+    state.verbose = verbose
+    state._cfg = None
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _store(writer: str):
+    from workbench.store import Store
+
+    return Store.from_config(state.cfg(), writer_name=writer)
+
+
+def _ensure_schema(store, force: bool = False) -> None:
+    from workbench.store.migrations import MigrationError
+
+    try:
+        store.migrate(force=force)
+    except MigrationError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(3) from exc
+
+
+# ---------------- db ----------------
+@db_app.command("migrate")
+def db_migrate(force: Annotated[bool, typer.Option(help="Accept edited migrations (records the new checksum).")] = False) -> None:
+    """Create the database if needed and apply pending migrations in order."""
+    from workbench.store.migrations import MigrationError
+
+    store = _store("vc db migrate")
+    try:
+        done = store.migrate(force=force)
+    except MigrationError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(3) from exc
+    _err(f"{store.db_path}: applied {len(done)} migration(s)" + (f": {', '.join(f'{v:04d}' for v in done)}" if done else " (up to date)"))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations: applied (with time) or pending, and whether the file still matches."""
+    store = _store("vc db status")
+    rows = store.migration_status()
+    typer.echo(f"database: {store.db_path}{'' if store.db_path.exists() else ' (not created yet)'}")
+    for r in rows:
+        state_s = "pending" if r.applied_at is None else f"applied {r.applied_at:%Y-%m-%d %H:%M:%S}"
+        check = "" if r.checksum_ok is None else ("" if r.checksum_ok else "  CHECKSUM MISMATCH")
+        typer.echo(f"{r.version:04d}  {r.description:<32} {state_s}{check}")
+    if any(r.checksum_ok is False for r in rows):
+        raise typer.Exit(3)
+
+
+# ---------------- config ----------------
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and print what will be used."""
+    cfg = state.cfg()
+    src = cfg.source_path or "built-in defaults (no vc.toml found)"
+    typer.echo(f"config: {src}")
+    typer.echo(f"database: {cfg.db_path}")
+    typer.echo(f"dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port}")
+    typer.echo(f"daemon: every {cfg.daemon.interval_seconds:g}s, {cfg.daemon.machines_in_flight} machines in flight, "
+               f"{cfg.daemon.collectors_per_machine} collectors per machine, timeout {cfg.daemon.collector_timeout_seconds:g}s")
+    from collectors.runner import collectors_for
+
+    for m in cfg.machines:
+        try:
+            names = ", ".join(c.name for c in collectors_for(m))
+        except ValueError as exc:
+            _err(f"error: {cfg.source_path}: machines[{m.id}].collectors: {exc}")
+            raise typer.Exit(2) from exc
+        typer.echo(f"machine {m.id}: {m.ssh}{'' if m.enabled else ' (disabled)'}; tags [{', '.join(m.tags)}]; collectors {names}")
+    typer.echo("ok")
+
+
+# ---------------- collection ----------------
+def _runner(with_demo: bool):
+    from collectors.runner import Runner
+
+    store = _store("vc daemon")
+    _ensure_schema(store)
+    hooks = []
+    if with_demo and state.cfg().daemon.keep_demo_alive:
+        from sample_data.demo_fleet import keep_alive_hook
+
+        hooks.append(keep_alive_hook(store))
+    runner = Runner(state.cfg(), store, hooks)
+    runner.sync_machines()
+    return runner
+
+
+def _print_report(report, out=sys.stderr) -> None:
+    print(f"cycle {report.cycle_id}: {len(report.runs)} run(s) in {report.duration_s:.2f}s, "
+          f"{sum(report.inserted.values())} row(s) inserted"
+          + (", SPOOLED (database busy)" if report.spooled else "")
+          + (f", replayed {report.replayed} spooled batch(es)" if report.replayed else ""), file=out)
+    for r in report.runs:
+        line = f"  {r.machine_id:<20} {r.collector:<16} {r.status:<8} {r.rows:>6} rows {r.duration_ms:8.0f} ms"
+        if r.error:
+            line += f"  {r.error}"
+        print(line, file=out)
+        for w in r.warnings[:5]:
+            print(f"      warning: {w}", file=out)
+
+
+@app.command()
+def collect(
+    once: Annotated[bool, typer.Option("--once", help="Run exactly one cycle (the only mode; kept explicit).")] = True,
+    machine: Annotated[list[str] | None, typer.Option("--machine", "-m", help="Only this machine id (repeatable).")] = None,
+    demo: Annotated[bool, typer.Option(help="Also advance the demo fleet to now.")] = False,
+) -> None:
+    """Collect from every configured machine once, write, and print a summary to stderr."""
+    cfg = state.cfg()
+    for mid in machine or []:
+        try:
+            cfg.machine(mid)
+        except ConfigError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    runner = _runner(with_demo=demo)
+    report = runner.run_cycle(machine or None)
+    _print_report(report)
+    if report.runs and all(r.status in ("error", "timeout") for r in report.runs):
+        raise typer.Exit(1)
+
+
+@app.command()
+def daemon(
+    interval: Annotated[float | None, typer.Option(help="Seconds between cycles (default from config).")] = None,
+    cycles: Annotated[int | None, typer.Option(help="Stop after N cycles (default: run until stopped).")] = None,
+) -> None:
+    """Run the collector daemon: a cycle every interval until Ctrl-C / SIGTERM."""
+    from collectors.runner import run_daemon
+
+    cfg = state.cfg()
+    runner = _runner(with_demo=True)
+    every = interval or cfg.daemon.interval_seconds
+    _err(f"vc daemon: {len(cfg.machines)} machine(s), every {every:g}s, database {cfg.db_path}")
+    n = run_daemon(runner, every, max_cycles=cycles, on_cycle=lambda r: _print_report(r) if state.verbose else _err(
+        f"cycle {r.cycle_id}: {len(r.runs)} runs, {sum(r.inserted.values())} rows, {len(r.errors)} errors, "
+        f"{r.duration_s:.2f}s" + (" (spooled)" if r.spooled else "")))
+    _err(f"vc daemon: stopped after {n} cycle(s)")
+
+
+# ---------------- demo ----------------
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1, max=90, help="Days of history.")] = 7,
+    machines: Annotated[int, typer.Option(min=1, max=2000, help="Number of demo machines.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed → same fleet).")] = 42,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when demo data already exists.")] = False,
+) -> None:
+    """Generate the demo fleet (seeded, deterministic) into the database."""
+    from sample_data.demo_fleet import demo_present, generate
+
+    store = _store("vc demo")
+    _ensure_schema(store)
+    if if_missing and demo_present(store):
+        _err("demo fleet already present; nothing to do")
+        return
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 0.5 or done == total:
+            last[0] = time.monotonic()
+            _err(f"  demo: {done}/{total} ({100 * done / max(total, 1):.0f}%)")
+
+    summary = generate(store, days=days, machines=machines, seed=seed, progress=progress)
+    _err(f"demo fleet: {summary} in {time.monotonic() - t0:.1f}s")
+
+
+# ---------------- robot ----------------
+def _robot_output(doc: dict, as_md: bool, md_fn) -> None:
+    from workbench.robot.envelope import dumps
+
+    sys.stdout.write(md_fn(doc) if as_md else dumps(doc) + "\n")
+
+
+@robot_app.command("health")
+def robot_health(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown summary.")] = False,
+) -> None:
+    """Fleet and per-machine health with explainable factors."""
+    from workbench.robot import health as rh
+
+    if json_out and md:
+        _err("error: choose one of --json or --md")
+        raise typer.Exit(2)
+    cfg = state.cfg()
+    store = _store("vc robot")
+    if not store.db_path.exists():
+        _err(f"error: {store.db_path}: no database yet; run `vc db migrate`, `vc demo` or `vc collect --once`")
+        raise typer.Exit(4)
+    doc = rh.build(cfg, store, datetime.now(UTC))
+    _robot_output(doc, md, rh.to_markdown)
+
+
+# ---------------- up ----------------
+@app.command()
+def up(
+    port: Annotated[int | None, typer.Option(help="Dashboard port (default from config, 8501).")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    no_daemon: Annotated[bool, typer.Option("--no-daemon", help="Dashboard only.")] = False,
+) -> None:
+    """Start the collector daemon and the dashboard together; Ctrl-C stops both."""
+    cfg = state.cfg()
+    store = _store("vc up")
+    _ensure_schema(store)
+    host = host or cfg.dashboard.host
+    port = port or cfg.dashboard.port
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    if cfg.source_path:
+        env["VC_CONFIG"] = str(cfg.source_path)
+    vc_cmd = [sys.executable, "-m", "workbench.cli"]
+    if cfg.source_path:
+        vc_cmd += ["--config", str(cfg.source_path)]
+    procs: list[subprocess.Popen] = []
+    if not no_daemon:
+        procs.append(subprocess.Popen([*vc_cmd, "daemon"], env=env))
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.address", host,
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"], env=env, cwd=str(REPO_ROOT)))
+    _err(f"vc up: dashboard on http://{host}:{port}" + ("" if no_daemon else ", collector daemon running")
+         + " — Ctrl-C stops both")
+    stopping = False
+
+    def _stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    try:
+        while not stopping:
+            for p in procs:
+                if p.poll() is not None:
+                    _err(f"vc up: {Path(p.args[2] if len(p.args) > 2 else p.args[0]).name} exited with {p.returncode}; stopping")
+                    code = p.returncode or 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        _err("vc up: stopped")
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -68,7 +68,7 @@ class Store:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with self._writer() as (con, _):
             done = migrations.migrate(con, force=force)
-        self._catalog = None
+            self._catalog = _read_catalog(con)
         return done
 
     def migration_status(self) -> list[migrations.MigrationStatus]:
@@ -114,12 +114,22 @@ class Store:
         outcome = WriteOutcome()
         if batch.is_empty() and not spool.pending(self.spool_dir):
             return outcome
-        self.validate(batch)
+        if self._catalog is not None:
+            self.validate(batch)  # refuse drift before it can reach the spool
         try:
             with self._writer(budget_s) as (con, wait):
+                if self._catalog is None:
+                    self._catalog = _read_catalog(con)
+                    self.validate(batch)
                 outcome.waited_ms = wait.waited_ms
                 self._note_wait(wait, "written")
                 for path, old in spool.iter_pending(self.spool_dir):
+                    try:
+                        self.validate(old)
+                    except SchemaDriftError as exc:
+                        # A spooled batch the schema no longer accepts must not block the queue forever.
+                        spool.quarantine(path, self.spool_dir.parent / "rejected", str(exc))
+                        continue
                     self._write_tx(con, old)
                     spool.discard(path)
                     outcome.replayed += 1
@@ -140,8 +150,6 @@ class Store:
         return self.write(Batch()).replayed
 
     def validate(self, batch: Batch) -> None:
-        if not self.db_path.exists():
-            return
         cat = self.catalog()
         for kind in (batch.inserts, batch.upserts):
             for table, data in kind.items():

@@ -72,3 +72,12 @@ def iter_pending(spool_dir: Path) -> Iterator[tuple[Path, Batch]]:
 
 def discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def quarantine(path: Path, rejected_dir: Path, reason: str) -> Path:
+    """Move a batch that can no longer be written aside, with the reason, instead of deleting it."""
+    rejected_dir.mkdir(parents=True, exist_ok=True)
+    dest = rejected_dir / path.name
+    os.rename(path, dest)
+    (dest / "REJECTED.txt").write_text(reason + "\n", encoding="utf-8")
+    return dest

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from collectors import probe_parsers as pp
-from collectors.base import CollectContext, CollectResult, Collector
+from collectors.base import CollectContext, Collector, CollectResult
 from collectors.rates import busy_pct, counter_rate
 
 SECTIONS = ("loadavg", "meminfo", "uptime", "nproc", "df", "free", "stat", "netdev")

@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 
 from collectors import registry
-from collectors.base import CollectContext, CollectResult, Collector, Limits
+from collectors.base import CollectContext, Collector, CollectResult, Limits
 from collectors.executors.base import Executor, ExecutorError
 from collectors.executors.local import LocalExecutor
 from workbench.config import MachineConfig, VcConfig
-from workbench.store import Batch, CursorUpdate, SchemaDriftError, Store
+from workbench.store import Batch, BatchRejectedError, CursorUpdate, SchemaDriftError, Store
 from workbench.store.db import check_columns
 
 log = logging.getLogger("vc.daemon")
@@ -82,7 +82,8 @@ def collectors_for(machine: MachineConfig) -> list[Collector]:
     for n in names:
         cls = registry.ALL.get(n)
         if cls is None:
-            raise ValueError(f"machine {machine.id!r}: unknown collector {n!r}; known: {', '.join(sorted(registry.ALL))}")
+            known = ", ".join(sorted(registry.ALL))
+            raise ValueError(f"machine {machine.id!r}: unknown collector {n!r}; known: {known}")
         if cls.local_only and not machine.is_local:
             continue
         out.append(cls())
@@ -200,40 +201,69 @@ class Runner:
         machines = [m for m in self.cfg.machines if m.enabled and (not machine_ids or m.id in machine_ids)]
         gate = asyncio.Semaphore(self.cfg.daemon.machines_in_flight)
         per_machine = await asyncio.gather(*[self._machine(m, now, gate) for m in machines])
-        batch = Batch()
+        parts: list[tuple[RunRecord, Batch]] = []
         new_cursors: dict[tuple[str, str], dict[str, Any]] = {}
         for results in per_machine:
             for rec, result in results:
                 report.runs.append(rec)
                 if result is None:
                     continue
+                part = Batch()
                 for table, rows in result.rows.items():
-                    batch.add_rows(table, rows)
+                    part.add_rows(table, rows)
                 if result.cursor is not None:
                     new_cursors[(rec.machine_id, rec.collector)] = result.cursor
-                    batch.cursors.append(CursorUpdate(rec.machine_id, rec.collector, CURSOR_KEY, result.cursor))
+                    part.cursors.append(CursorUpdate(rec.machine_id, rec.collector, CURSOR_KEY, result.cursor))
+                parts.append((rec, part))
         for hook in self.hooks:
+            name = getattr(hook, "__name__", "hook")
             try:
                 extra = hook(now)
             except Exception as exc:
-                report.runs.append(RunRecord("*", getattr(hook, "__name__", "hook"), now, 0.0, "error", 0, [],
-                                             f"{exc.__class__.__name__}: {exc}"))
+                report.runs.append(RunRecord("*", name, now, 0.0, "error", 0, [], f"{exc.__class__.__name__}: {exc}"))
                 continue
             if extra is not None:
-                report.runs.append(RunRecord("*", getattr(hook, "__name__", "hook"), now, 0.0, "ok",
-                                             extra.row_count))
-                batch.merge(extra)
-        batch.add_rows("collector_runs", self._run_rows(report))
-        outcome = self.store.write(batch)
+                rec = RunRecord("*", name, now, 0.0, "ok", extra.row_count)
+                report.runs.append(rec)
+                parts.append((rec, extra))
+        outcome, rejected = self._write(report, parts)
         report.inserted = outcome.inserted
         report.spooled = outcome.spooled is not None
         report.replayed = outcome.replayed
-        # Cursors advance in memory whether written or spooled: the spool replays in order.
-        self._cursors.update(new_cursors)
+        # Cursors advance in memory whether written or spooled (the spool replays in order),
+        # but not past rows the database refused.
+        self._cursors.update({k: v for k, v in new_cursors.items() if k not in rejected})
         for rec in report.runs:
             self._last_run[(rec.machine_id, rec.collector)] = rec.started_at
         report.duration_s = time.monotonic() - t0
         return report
+
+    def _write(self, report: CycleReport, parts: list[tuple[RunRecord, Batch]]):
+        """One transaction for the whole cycle; if the database refuses it, each source alone.
+
+        Falling back per source means one source's bad rows cost only that source, never the cycle.
+        """
+        batch = Batch()
+        for _, part in parts:
+            batch.merge(part)
+        batch.add_rows("collector_runs", self._run_rows(report))
+        try:
+            return self.store.write(batch), set()
+        except BatchRejectedError:
+            pass
+        rejected: set[tuple[str, str]] = set()
+        for rec, part in parts:
+            try:
+                self.store.write(part)
+            except BatchRejectedError as exc:
+                path = self._reject(rec.machine_id, rec.collector, CollectResult(
+                    rows={t: [r for d in ds for r in d.to_pylist()] for t, ds in part.inserts.items()}), str(exc))
+                rejected.add((rec.machine_id, rec.collector))
+                rec.status, rec.error = "error", f"database refused rows: {exc}; rows kept in {path}"
+                rec.rows = 0
+        tail = Batch()
+        tail.add_rows("collector_runs", self._run_rows(report))
+        return self.store.write(tail), rejected
 
     def run_cycle(self, machine_ids: list[str] | None = None) -> CycleReport:
         return asyncio.run(self.run_cycle_async(machine_ids))

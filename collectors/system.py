@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from collectors.base import CollectContext, CollectResult, Collector
+from collectors.base import CollectContext, Collector, CollectResult
 from collectors.rates import counter_rate
 
 # Filesystems that never fill in a way a person can act on.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from collectors import probe_parsers as pp
-from collectors.probe import parse_probe, split_sections
 from collectors.base import Collector
+from collectors.probe import parse_probe, split_sections
 
 REC = Path(__file__).resolve().parents[1] / "sample_data" / "probe"
 

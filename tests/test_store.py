@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workbench.store import Batch, CursorUpdate, SchemaDriftError, Store, StoreBusyError
-from workbench.store import spool
+from workbench.store import Batch, CursorUpdate, SchemaDriftError, Store, StoreBusyError, spool
 from workbench.store.connection import open_with_retry
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectors.base import CollectContext, CollectResult, Collector, Limits
+from collectors.base import CollectContext, Collector, CollectResult, Limits
 from collectors.executors.local import LocalExecutor
 
 SHARED_FORMATS = Path(__file__).resolve().parents[2] / "shared" / "upstream_formats"

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -53,7 +52,7 @@ state = _State()
 @app.callback()
 def _main(
     config: Annotated[str | None, typer.Option("--config", "-c", envvar="VC_CONFIG",
-                                               help="Path to vc.toml (default ./vc.toml, else built-in defaults).")] = None,
+                                               help="Path to vc.toml (default ./vc.toml, else defaults).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
 ) -> None:
     state.config_path = config
@@ -81,7 +80,9 @@ def _ensure_schema(store, force: bool = False) -> None:
 
 # ---------------- db ----------------
 @db_app.command("migrate")
-def db_migrate(force: Annotated[bool, typer.Option(help="Accept edited migrations (records the new checksum).")] = False) -> None:
+def db_migrate(
+    force: Annotated[bool, typer.Option(help="Accept edited migrations (records the new checksum).")] = False,
+) -> None:
     """Create the database if needed and apply pending migrations in order."""
     from workbench.store.migrations import MigrationError
 
@@ -91,7 +92,8 @@ def db_migrate(force: Annotated[bool, typer.Option(help="Accept edited migration
     except MigrationError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(3) from exc
-    _err(f"{store.db_path}: applied {len(done)} migration(s)" + (f": {', '.join(f'{v:04d}' for v in done)}" if done else " (up to date)"))
+    applied = f": {', '.join(f'{v:04d}' for v in done)}" if done else " (up to date)"
+    _err(f"{store.db_path}: applied {len(done)} migration(s){applied}")
 
 
 @db_app.command("status")
@@ -118,7 +120,8 @@ def config_check() -> None:
     typer.echo(f"database: {cfg.db_path}")
     typer.echo(f"dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port}")
     typer.echo(f"daemon: every {cfg.daemon.interval_seconds:g}s, {cfg.daemon.machines_in_flight} machines in flight, "
-               f"{cfg.daemon.collectors_per_machine} collectors per machine, timeout {cfg.daemon.collector_timeout_seconds:g}s")
+               f"{cfg.daemon.collectors_per_machine} collectors per machine, "
+               f"timeout {cfg.daemon.collector_timeout_seconds:g}s")
     from collectors.runner import collectors_for
 
     for m in cfg.machines:
@@ -127,7 +130,8 @@ def config_check() -> None:
         except ValueError as exc:
             _err(f"error: {cfg.source_path}: machines[{m.id}].collectors: {exc}")
             raise typer.Exit(2) from exc
-        typer.echo(f"machine {m.id}: {m.ssh}{'' if m.enabled else ' (disabled)'}; tags [{', '.join(m.tags)}]; collectors {names}")
+        off = "" if m.enabled else " (disabled)"
+        typer.echo(f"machine {m.id}: {m.ssh}{off}; tags [{', '.join(m.tags)}]; collectors {names}")
     typer.echo("ok")
 
 
@@ -164,7 +168,8 @@ def _print_report(report, out=sys.stderr) -> None:
 @app.command()
 def collect(
     once: Annotated[bool, typer.Option("--once", help="Run exactly one cycle (the only mode; kept explicit).")] = True,
-    machine: Annotated[list[str] | None, typer.Option("--machine", "-m", help="Only this machine id (repeatable).")] = None,
+    machine: Annotated[list[str] | None,
+                       typer.Option("--machine", "-m", help="Only this machine id (repeatable).")] = None,
     demo: Annotated[bool, typer.Option(help="Also advance the demo fleet to now.")] = False,
 ) -> None:
     """Collect from every configured machine once, write, and print a summary to stderr."""
@@ -296,7 +301,8 @@ def up(
         while not stopping:
             for p in procs:
                 if p.poll() is not None:
-                    _err(f"vc up: {Path(p.args[2] if len(p.args) > 2 else p.args[0]).name} exited with {p.returncode}; stopping")
+                    what = "dashboard" if "streamlit" in p.args else "daemon"
+                    _err(f"vc up: the {what} exited with code {p.returncode}; stopping")
                     code = p.returncode or 1
                     stopping = True
             time.sleep(0.2)

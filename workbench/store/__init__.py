@@ -2,6 +2,6 @@
 
 from workbench.store.batch import Batch, CursorUpdate
 from workbench.store.connection import StoreBusyError
-from workbench.store.db import SchemaDriftError, Store, WriteOutcome
+from workbench.store.db import BatchRejectedError, SchemaDriftError, Store, WriteOutcome
 
-__all__ = ["Batch", "CursorUpdate", "SchemaDriftError", "Store", "StoreBusyError", "WriteOutcome"]
+__all__ = ["BatchRejectedError", "Batch", "CursorUpdate", "SchemaDriftError", "Store", "StoreBusyError", "WriteOutcome"]

@@ -39,36 +39,42 @@ def to_arrow(rows: pa.Table | list[dict[str, Any]]) -> pa.Table:
 
 @dataclass
 class Batch:
-    """`inserts` are deduplicated by natural key (first write wins); `upserts` replace (latest wins)."""
+    """`inserts` are deduplicated by natural key (first write wins); `upserts` replace (latest wins).
 
-    inserts: dict[str, pa.Table] = field(default_factory=dict)
-    upserts: dict[str, pa.Table] = field(default_factory=dict)
+    Pieces of one table are kept apart rather than concatenated: concatenating tables with
+    different columns would fill the gaps with NULL and defeat the columns' DEFAULTs.
+    """
+
+    inserts: dict[str, list[pa.Table]] = field(default_factory=dict)
+    upserts: dict[str, list[pa.Table]] = field(default_factory=dict)
     cursors: list[CursorUpdate] = field(default_factory=list)
 
     def add_rows(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> None:
         t = to_arrow(rows)
-        if t.num_rows == 0:
-            return
-        prev = self.inserts.get(table)
-        self.inserts[table] = t if prev is None else pa.concat_tables([prev, t], promote_options="permissive")
+        if t.num_rows:
+            self.inserts.setdefault(table, []).append(t)
 
     def add_upserts(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> None:
         t = to_arrow(rows)
-        if t.num_rows == 0:
-            return
-        prev = self.upserts.get(table)
-        self.upserts[table] = t if prev is None else pa.concat_tables([prev, t], promote_options="permissive")
+        if t.num_rows:
+            self.upserts.setdefault(table, []).append(t)
 
     def merge(self, other: Batch) -> None:
-        for name, t in other.inserts.items():
-            self.add_rows(name, t)
-        for name, t in other.upserts.items():
-            self.add_upserts(name, t)
+        for name, parts in other.inserts.items():
+            self.inserts.setdefault(name, []).extend(parts)
+        for name, parts in other.upserts.items():
+            self.upserts.setdefault(name, []).extend(parts)
         self.cursors.extend(other.cursors)
+
+    def pieces(self) -> list[tuple[str, str, pa.Table]]:
+        """(mode, table, data) in write order: inserts then upserts."""
+        out = [("insert", t, d) for t, parts in self.inserts.items() for d in parts]
+        out += [("upsert", t, d) for t, parts in self.upserts.items() for d in parts]
+        return out
 
     @property
     def row_count(self) -> int:
-        return sum(t.num_rows for t in self.inserts.values()) + sum(t.num_rows for t in self.upserts.values())
+        return sum(d.num_rows for _, _, d in self.pieces())
 
     def is_empty(self) -> bool:
         return self.row_count == 0 and not self.cursors

@@ -32,6 +32,10 @@ class SchemaDriftError(ValueError):
     """Rows name columns or tables the migrated schema does not have."""
 
 
+class BatchRejectedError(ValueError):
+    """The database refused the batch's data (a constraint or a type); nothing of it was written."""
+
+
 @dataclass
 class WriteOutcome:
     inserted: dict[str, int] = field(default_factory=dict)
@@ -130,7 +134,11 @@ class Store:
                         # A spooled batch the schema no longer accepts must not block the queue forever.
                         spool.quarantine(path, self.spool_dir.parent / "rejected", str(exc))
                         continue
-                    self._write_tx(con, old)
+                    try:
+                        self._write_tx(con, old)
+                    except BatchRejectedError as exc:
+                        spool.quarantine(path, self.spool_dir.parent / "rejected", str(exc))
+                        continue
                     spool.discard(path)
                     outcome.replayed += 1
                 if outcome.replayed:
@@ -151,27 +159,28 @@ class Store:
 
     def validate(self, batch: Batch) -> None:
         cat = self.catalog()
-        for kind in (batch.inserts, batch.upserts):
-            for table, data in kind.items():
-                check_columns(cat, table, data.column_names)
+        for _, table, data in batch.pieces():
+            check_columns(cat, table, data.column_names)
 
     def _write_tx(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, int]:
         inserted: dict[str, int] = {}
         con.execute("BEGIN TRANSACTION")
         try:
-            for table, data in batch.inserts.items():
-                inserted[table] = inserted.get(table, 0) + _insert(con, table, data, "OR IGNORE")
-            for table, data in batch.upserts.items():
-                inserted[table] = inserted.get(table, 0) + _insert(con, table, data, "OR REPLACE")
+            for mode, table, data in batch.pieces():
+                n = _insert(con, table, data, "OR IGNORE" if mode == "insert" else "OR REPLACE")
+                inserted[table] = inserted.get(table, 0) + n
             if batch.cursors:
                 _insert(con, "ingestion_cursors", pa.Table.from_pylist([c.as_row() for c in batch.cursors]),
                         "OR REPLACE")
             if self._lock_events:
                 _insert(con, "store_lock_events", pa.Table.from_pylist(self._lock_events), "")
             con.execute("COMMIT")
-        except Exception:
+        except BatchRejectedError:
             con.execute("ROLLBACK")
             raise
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise BatchRejectedError(str(exc)) from exc
         self._lock_events.clear()
         return inserted
 
@@ -223,6 +232,12 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, mode: st
     con.register("_vc_batch", data)
     try:
         res = con.execute(f'INSERT {mode} INTO "{table}" BY NAME SELECT * FROM _vc_batch').fetchone()
+    except duckdb.Error as exc:
+        # Keep the real reason (e.g. a NOT NULL violation), not the aborted-transaction noise after it.
+        raise BatchRejectedError(f"{table}: {exc}") from exc
     finally:
-        con.unregister("_vc_batch")
+        try:
+            con.unregister("_vc_batch")
+        except duckdb.Error:
+            pass
     return int(res[0]) if res else 0

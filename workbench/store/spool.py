@@ -35,12 +35,11 @@ def spool_batch(spool_dir: Path, batch: Batch, reason: str) -> Path:
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     tmp = spool_dir / f".tmp-{name}"
     tmp.mkdir()
-    manifest: dict = {"reason": reason, "inserts": [], "upserts": [], "cursors": []}
-    for kind in ("inserts", "upserts"):
-        for i, (table, data) in enumerate(getattr(batch, kind).items()):
-            fname = f"{kind}-{i}.arrow"
-            _write_table(tmp / fname, data)
-            manifest[kind].append({"table": table, "file": fname})
+    manifest: dict = {"reason": reason, "pieces": [], "cursors": []}
+    for i, (mode, table, data) in enumerate(batch.pieces()):
+        fname = f"{i:05d}-{mode}.arrow"
+        _write_table(tmp / fname, data)
+        manifest["pieces"].append({"mode": mode, "table": table, "file": fname})
     manifest["cursors"] = [c.__dict__ for c in batch.cursors]
     (tmp / "manifest.json").write_text(json.dumps(manifest, default=str), encoding="utf-8")
     final = spool_dir / name
@@ -57,10 +56,9 @@ def pending(spool_dir: Path) -> list[Path]:
 def load_batch(path: Path) -> Batch:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     batch = Batch()
-    for entry in manifest["inserts"]:
-        batch.add_rows(entry["table"], _read_table(path / entry["file"]))
-    for entry in manifest["upserts"]:
-        batch.add_upserts(entry["table"], _read_table(path / entry["file"]))
+    for entry in manifest["pieces"]:
+        add = batch.add_rows if entry["mode"] == "insert" else batch.add_upserts
+        add(entry["table"], _read_table(path / entry["file"]))
     batch.cursors = [CursorUpdate(**c) for c in manifest["cursors"]]
     return batch
 

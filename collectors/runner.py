@@ -297,6 +297,7 @@ def run_daemon(runner: Runner, interval_s: float, stop: threading.Event | None =
 
     stop = stop or threading.Event()
     cycles = 0
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     def job() -> None:
         nonlocal cycles

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from collectors.base import CollectContext, Collector, CollectResult
-from collectors.rates import counter_rate
+from collectors.rates import busy_pct, counter_rate
 
 # Filesystems that never fill in a way a person can act on.
 _SKIP_FSTYPES = {
@@ -49,27 +49,32 @@ def filesystems(machine_id: str, ts: datetime, stamp) -> tuple[list[dict], list[
     return rows, warnings
 
 
-def top_processes(machine_id: str, ts: datetime, n: int, stamp, sample_s: float = 0.3) -> list[dict]:
+# Process objects kept between cycles: psutil measures a process's CPU % since the previous call on
+# the same object, so keeping them gives "CPU since the last cycle" without sleeping in the collector.
+_KNOWN: dict[int, psutil.Process] = {}
+
+
+def top_processes(machine_id: str, ts: datetime, n: int, stamp) -> list[dict]:
     if n <= 0:
         return []
-    procs = []
-    for p in psutil.process_iter(["pid", "name", "username"]):
-        try:
-            p.cpu_percent(None)
-            procs.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    time.sleep(sample_s)
     info = []
-    for p in procs:
+    seen: set[int] = set()
+    for p in psutil.process_iter(["pid", "name", "username"]):
+        pid = p.info["pid"]
+        seen.add(pid)
+        known = _KNOWN.get(pid)
+        if known is None or not _same_process(known, p):
+            _KNOWN[pid] = known = p
         try:
-            with p.oneshot():
-                cpu = p.cpu_percent(None)
-                rss = p.memory_info().rss
-                cmd = " ".join(p.cmdline())[:300]
-            info.append((p.info["pid"], p.info["name"], p.info.get("username"), cpu, rss, cmd))
+            with known.oneshot():
+                cpu = known.cpu_percent(None)
+                rss = known.memory_info().rss
+                cmd = " ".join(known.cmdline())[:300]
+            info.append((pid, p.info["name"], p.info.get("username"), cpu, rss, cmd))
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
+    for pid in set(_KNOWN) - seen:
+        del _KNOWN[pid]
     rows = []
     for rank_by, key in (("cpu", lambda r: r[3]), ("memory", lambda r: r[4])):
         for rank, r in enumerate(sorted(info, key=key, reverse=True)[:n], start=1):
@@ -78,10 +83,28 @@ def top_processes(machine_id: str, ts: datetime, n: int, stamp, sample_s: float 
     return rows
 
 
+def _same_process(a: psutil.Process, b: psutil.Process) -> bool:
+    try:
+        return a.create_time() == b.create_time()
+    except psutil.Error:
+        return False
+
+
+def _cpu_jiffies() -> tuple[float, float]:
+    t = psutil.cpu_times()
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    total = sum(v for k, v in t._asdict().items() if k not in ("guest", "guest_nice"))
+    return total - idle, total
+
+
 def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: int, stamp) -> CollectResult:
     result = CollectResult()
     prev = cursor or {}
-    cpu_pct = psutil.cpu_percent(interval=0.2)
+    cpu_now = _cpu_jiffies()
+    p_cpu = prev.get("cpu")
+    cpu_pct = busy_pct(tuple(p_cpu) if p_cpu else None, cpu_now)
+    if cpu_pct is None:  # first reading ever: a short blocking sample beats a missing value
+        cpu_pct = psutil.cpu_percent(interval=0.1)
     load1, load5, load15 = os.getloadavg()
     vm = psutil.virtual_memory()
     sw = psutil.swap_memory()
@@ -103,7 +126,7 @@ def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: 
     result.extend("sys_filesystems", fs_rows)
     result.warnings.extend(fs_warn)
     result.extend("sys_top_processes", top_processes(machine_id, ts, n_top, stamp))
-    result.cursor = {"ts": ts.timestamp(), "net": [rx, tx]}
+    result.cursor = {"ts": ts.timestamp(), "net": [rx, tx], "cpu": list(cpu_now)}
     return result
 
 

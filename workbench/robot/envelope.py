@@ -15,13 +15,15 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import pandas as pd
 
 ENVELOPE_VERSION = "vc.robot.v1"
+_NAT = pd.NaT
 
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON values: NaN/NaT become null, timestamps ISO 8601 UTC, numpy scalars Python numbers."""
-    if value is None:
+    if value is None or value is _NAT:
         return None
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
@@ -38,13 +40,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     try:
-        import pandas as pd
-
-        if value is pd.NaT or (not isinstance(value, str) and pd.isna(value)):
+        if not isinstance(value, str) and pd.isna(value):
             return None
-        if isinstance(value, pd.Timestamp):
-            return to_jsonable(value.to_pydatetime())
-    except (TypeError, ValueError, ImportError):
+    except (TypeError, ValueError):
         pass
     if hasattr(value, "item"):
         return to_jsonable(value.item())

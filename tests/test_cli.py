@@ -1,0 +1,133 @@
+"""The `vc` command line as a user runs it: help, collect, robot health (schema-validated), vc up."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from workbench.robot.envelope import load_schema
+
+VC = [sys.executable, "-m", "workbench.cli"]
+
+
+def vc(cfg: Path | None, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    base = [*VC, "--config", str(cfg)] if cfg else VC
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    cfg = d / "vc.toml"
+    cfg.write_text(textwrap.dedent("""
+        [storage]
+        data_dir = "data"
+        [[machines]]
+        id = "local"
+        ssh = "local"
+        tags = ["local"]
+        [[machines]]
+        id = "never-seen"
+        ssh = "local"
+        enabled = false
+    """))
+    r = vc(cfg, "collect", "--once")
+    assert r.returncode == 0, r.stderr
+    return cfg
+
+
+@pytest.mark.parametrize("cmd", [[], ["up"], ["daemon"], ["collect"], ["db"], ["db", "migrate"], ["db", "status"],
+                                 ["demo"], ["robot"], ["robot", "health"], ["config", "check"]])
+def test_help_is_useful(cmd):
+    r = vc(None, *cmd, "--help", timeout=60)
+    assert r.returncode == 0
+    assert "Usage:" in r.stdout and len(r.stdout.splitlines()) > 5
+
+
+def test_collect_once_summary_goes_to_stderr(collected):
+    r = vc(collected, "collect", "--once", "--machine", "local")
+    assert r.returncode == 0 and r.stdout == ""
+    assert "local" in r.stderr and "system" in r.stderr and " ok " in r.stderr
+    bad = vc(collected, "collect", "--once", "--machine", "nope")
+    assert bad.returncode == 2 and "unknown machine 'nope'" in bad.stderr
+
+
+def test_robot_health_json_matches_schema(collected):
+    r = vc(collected, "robot", "health", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # stdout is data only
+    jsonschema.validate(doc, load_schema("robot_health"))
+    machines = {m["machine_id"]: m for m in doc["data"]["machines"]}
+    assert set(machines) == {"local", "never-seen"}
+    never = machines["never-seen"]
+    assert never["score"] == 0 and never["severity"] == "critical" and never["worst_factor"] == "freshness"
+    local = machines["local"]
+    assert {f["factor"] for f in local["factors"]} == {"cpu", "memory", "load_per_core", "swap", "disk", "freshness"}
+    assert local["score"] > never["score"]
+    assert doc["data"]["fleet"]["worst_machine"] == "never-seen"
+    assert doc["staleness"]["stale"] is False and doc["staleness"]["poll_age_seconds"] < 120
+
+
+def test_robot_health_schema_rejects_a_broken_document(collected):
+    doc = json.loads(vc(collected, "robot", "health", "--json").stdout)
+    doc["data"]["machines"][0]["score"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, load_schema("robot_health"))
+
+
+def test_robot_health_md(collected):
+    r = vc(collected, "robot", "health", "--md")
+    assert r.returncode == 0 and r.stdout.startswith("# Fleet health")
+    assert "| never-seen | 0.0 | critical | freshness | never collected |" in r.stdout
+
+
+def test_robot_without_database_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "vc.toml"
+    cfg.write_text('[storage]\ndata_dir = "nothing-here"\n')
+    r = vc(cfg, "robot", "health", "--json")
+    assert r.returncode == 4 and r.stdout == "" and "no database yet" in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_vc_up_serves_health_and_stops_cleanly(collected):
+    port = _free_port()
+    p = subprocess.Popen([*VC, "--config", str(collected), "up", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+                    body = resp.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert body == "ok"
+        # Bound to loopback only.
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert "127.0.0.1:" in listening and "0.0.0.0:" not in listening and "*:" not in listening
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "vc up: stopped" in err
+    # Both children are gone: nothing listens any more.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)

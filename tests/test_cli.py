@@ -47,7 +47,8 @@ def collected(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("cmd", [[], ["up"], ["daemon"], ["collect"], ["db"], ["db", "migrate"], ["db", "status"],
-                                 ["demo"], ["robot"], ["robot", "health"], ["config", "check"]])
+                                 ["demo"], ["robot"], ["robot", "health"], ["robot", "machines"],
+                                 ["robot", "machine"], ["config", "check"]])
 def test_help_is_useful(cmd):
     r = vc(None, *cmd, "--help", timeout=60)
     assert r.returncode == 0
@@ -89,6 +90,26 @@ def test_robot_health_md(collected):
     r = vc(collected, "robot", "health", "--md")
     assert r.returncode == 0 and r.stdout.startswith("# Fleet health")
     assert "| never-seen | 0.0 | critical | freshness | never collected |" in r.stdout
+
+
+def test_robot_machines_and_machine(collected):
+    r = vc(collected, "robot", "machines", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, load_schema("robot_machines"))
+    ids = [m["machine_id"] for m in doc["data"]["machines"]]
+    assert ids == ["local", "never-seen"]
+    r = vc(collected, "robot", "machine", "local", "--json")
+    one = json.loads(r.stdout)
+    jsonschema.validate(one, load_schema("robot_machine"))
+    assert one["data"]["machine"]["machine_id"] == "local"
+    assert "/" in [f["mount"] for f in one["data"]["filesystems"]]
+    assert [c["collector"] for c in one["data"]["collectors"]] == ["system"]
+    assert len(one["data"]["health"]["factors"]) == 6
+    md = vc(collected, "robot", "machine", "local", "--md").stdout
+    assert md.startswith("# local") and "| disk |" in md
+    missing = vc(collected, "robot", "machine", "nope")
+    assert missing.returncode == 2 and "unknown machine 'nope'" in missing.stderr and missing.stdout == ""
 
 
 def test_robot_without_database_is_a_clear_error(tmp_path):

@@ -251,13 +251,44 @@ def robot_health(
     if json_out and md:
         _err("error: choose one of --json or --md")
         raise typer.Exit(2)
-    cfg = state.cfg()
+    doc = rh.build(state.cfg(), _robot_store(), datetime.now(UTC))
+    _robot_output(doc, md, rh.to_markdown)
+
+
+def _robot_store():
     store = _store("vc robot")
     if not store.db_path.exists():
         _err(f"error: {store.db_path}: no database yet; run `vc db migrate`, `vc demo` or `vc collect --once`")
         raise typer.Exit(4)
-    doc = rh.build(cfg, store, datetime.now(UTC))
-    _robot_output(doc, md, rh.to_markdown)
+    return store
+
+
+@robot_app.command("machines")
+def robot_machines(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+) -> None:
+    """Every known machine with its latest readings and health."""
+    from workbench.robot import machines as rm
+
+    doc = rm.build_list(state.cfg(), _robot_store(), datetime.now(UTC))
+    _robot_output(doc, md, rm.list_markdown)
+
+
+@robot_app.command("machine")
+def robot_machine(
+    machine_id: Annotated[str, typer.Argument(help="Machine id (see `vc robot machines`).")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown summary.")] = False,
+) -> None:
+    """One machine in depth: readings, health factors, filesystems, top processes, collectors."""
+    from workbench.robot import machines as rm
+
+    doc = rm.build_one(state.cfg(), _robot_store(), datetime.now(UTC), machine_id)
+    if doc is None:
+        _err(f"error: unknown machine {machine_id!r}; `vc robot machines` lists the known ones")
+        raise typer.Exit(2)
+    _robot_output(doc, md, rm.one_markdown)
 
 
 # ---------------- up ----------------

@@ -71,7 +71,7 @@ def health_factors(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
             value=value.cast("float64"),
             unit=ibis.literal(unit),
             score=ibis.cases((value.isnull() & (name != "freshness"), ibis.null("float64")),
-                             else_=score.cast("float64")),
+                             else_=score.cast("float64").round(4)),
             weight=ibis.literal(float(weight)),
             detail=ibis.cases((value.isnull() & (name != "freshness"), "no data"), else_=detail),
             # Ties (e.g. every factor at 1.0) name the same "worst" factor every time.

@@ -12,7 +12,7 @@ import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,6 +60,8 @@ class DaemonConfig(_Strict):
     max_rows: Annotated[int, Field(ge=1)] = 200_000
     top_processes: Annotated[int, Field(ge=0, le=100)] = 10
     keep_demo_alive: bool = True
+    # How long a machine's detected tool list (`command -v`) is trusted before probing again.
+    capabilities_ttl_seconds: Annotated[float, Field(ge=0)] = 3600.0
 
 
 class DashboardConfig(_Strict):
@@ -108,6 +110,8 @@ class MachineConfig(_Strict):
     tags: list[str] = []
     enabled: bool = True
     collectors: list[str] | None = None
+    # Per-source settings passed to collectors, e.g. beads_repos, mail_db_paths, rch_log_paths.
+    options: dict[str, Any] = {}
     proxy_jump: str | None = None
     identity_file: Path | None = None
     known_hosts: Path | None = None

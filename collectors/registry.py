@@ -12,6 +12,11 @@ ALL: dict[str, type[Collector]] = {
 }
 
 
+def tool_collectors() -> list[str]:
+    """Collectors gated on a tool being present (`required_tool`)."""
+    return [name for name, cls in ALL.items() if cls.required_tool]
+
+
 def default_for(is_local: bool) -> list[str]:
-    """psutil on the local machine; the basic probe everywhere else."""
-    return ["system"] if is_local else ["probe"]
+    """psutil locally, the basic probe elsewhere, plus every tool collector (skipped where its tool is absent)."""
+    return ["system" if is_local else "probe", *tool_collectors()]

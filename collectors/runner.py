@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from collectors import registry
 from collectors.base import CollectContext, Collector, CollectResult, Limits
+from collectors.capabilities import CapabilitiesCollector, CapabilityCache
 from collectors.executors.base import Executor, ExecutorError
 from collectors.executors.local import LocalExecutor
 from workbench.config import MachineConfig, VcConfig
@@ -99,6 +100,7 @@ class Runner:
         self._last_run: dict[tuple[str, str], datetime] = {}
         self._cursors_loaded = False
         self.rejected_dir = cfg.storage.data_dir / "rejected"
+        self.capabilities = CapabilityCache(ttl_s=cfg.daemon.capabilities_ttl_seconds)
 
     # ---------- setup ----------
     def load_cursors(self) -> None:
@@ -128,7 +130,7 @@ class Runner:
         limits = Limits(timeout_s=d.collector_timeout_seconds, max_bytes=d.max_output_bytes, max_rows=d.max_rows)
         ctx = CollectContext(machine_id=machine.id, executor=executor, cursor=self._cursors.get(key),
                              limits=limits, now=now, last_run_at=self._last_run.get(key),
-                             options={"top_processes": d.top_processes})
+                             options={"top_processes": d.top_processes, **machine.options})
         async with sem:
             t0 = time.monotonic()
             started = datetime.now(UTC)
@@ -177,6 +179,7 @@ class Runner:
 
     async def _machine(self, machine: MachineConfig, now: datetime,
                        gate: asyncio.Semaphore) -> list[tuple[RunRecord, CollectResult | None]]:
+        """Capabilities first (cached per TTL), then every collector whose tool is not known to be absent."""
         async with gate:
             try:
                 collectors = collectors_for(machine)
@@ -184,8 +187,26 @@ class Runner:
                 return [(RunRecord(machine.id, "config", datetime.now(UTC), 0.0, "error", 0, [], str(exc)), None)]
             executor = make_executor(machine, self.cfg.daemon.collector_timeout_seconds)
             sem = asyncio.Semaphore(self.cfg.daemon.collectors_per_machine)
+            out: list[tuple[RunRecord, CollectResult | None]] = []
             try:
-                return list(await asyncio.gather(*[self._run_one(machine, c, executor, sem, now) for c in collectors]))
+                if any(c.required_tool for c in collectors):
+                    cap = await self._run_one(machine, CapabilitiesCollector(self.capabilities), executor, sem, now)
+                    out.append(cap)
+                    if cap[0].status in ("error", "timeout"):
+                        # An unreachable machine: one clear error per collector, no pointless reconnects.
+                        reason = f"skipped: capability probe failed: {cap[0].error}"
+                        return out + [(RunRecord(machine.id, c.name, now, 0.0, "error", 0, [], reason), None)
+                                      for c in collectors]
+                report = self.capabilities.peek(machine.id)
+                runnable = []
+                for c in collectors:
+                    if c.required_tool and report is not None and report.has(c.required_tool) is False:
+                        out.append((RunRecord(machine.id, c.name, now, 0.0, "skipped", 0,
+                                              [f"{c.required_tool} not found on {machine.id}"]), None))
+                    else:
+                        runnable.append(c)
+                out += await asyncio.gather(*[self._run_one(machine, c, executor, sem, now) for c in runnable])
+                return out
             finally:
                 try:
                     await executor.close()

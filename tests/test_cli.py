@@ -140,10 +140,13 @@ def test_vc_up_serves_health_and_stops_cleanly(collected):
                     break
             except OSError:
                 time.sleep(0.5)
-        assert body == "ok"
+        if body != "ok":
+            p.kill()
+            pytest.fail(f"vc up never answered /_stcore/health: {p.communicate(timeout=30)[1][-3000:]}")
         # Bound to loopback only.
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
-        assert "127.0.0.1:" in listening and "0.0.0.0:" not in listening and "*:" not in listening
+        local_addrs = [line.split()[3] for line in listening.splitlines() if line.strip()]
+        assert local_addrs and all(a.startswith("127.0.0.1:") for a in local_addrs), listening
     finally:
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)

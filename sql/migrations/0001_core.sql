@@ -107,7 +107,8 @@ CREATE TABLE store_lock_events (
     blocked_by      VARCHAR,
     waited_ms       DOUBLE NOT NULL,
     attempts        INTEGER NOT NULL,
-    outcome         VARCHAR NOT NULL    -- written | spooled | replayed
+    outcome         VARCHAR NOT NULL,   -- written | spooled | replayed
+    PRIMARY KEY (ts, writer_pid, outcome)
 );
 
 CREATE TABLE alerts (

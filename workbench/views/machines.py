@@ -41,9 +41,11 @@ def latest_samples(con: ibis.BaseBackend) -> ir.Table:
     return s.group_by("machine_id").agg(last_ts=s.ts.max(), samples=s.count(), **aggs)
 
 
-def latest_filesystems(con: ibis.BaseBackend) -> ir.Table:
+def latest_filesystems(con: ibis.BaseBackend, machine_ids: list[str] | None = None) -> ir.Table:
     """Each machine's filesystems as of that machine's latest filesystem reading."""
     f = con.table("sys_filesystems")
+    if machine_ids:
+        f = f.filter(f.machine_id.isin(machine_ids))
     last = f.group_by("machine_id").agg(fs_ts=f.ts.max())
     j = f.join(last, (f.machine_id == last.machine_id) & (f.ts == last.fs_ts))
     return j.select(f.machine_id, f.ts, f.mount, f.device, f.fstype, f.total_bytes, f.used_bytes,

@@ -23,9 +23,11 @@ def poll_freshness(con: ibis.BaseBackend, now: datetime) -> ir.Table:
     )
 
 
-def collector_status(con: ibis.BaseBackend, now: datetime) -> ir.Table:
+def collector_status(con: ibis.BaseBackend, now: datetime, machine_ids: list[str] | None = None) -> ir.Table:
     """Machine × collector: latest run, its status, duration, rows, last error and freshness."""
     r = con.table("collector_runs")
+    if machine_ids is not None:
+        r = r.filter(r.machine_id.isin(machine_ids))
     last = r.group_by(["machine_id", "collector"]).agg(
         last_started_at=r.started_at.max(),
         status=r.status.argmax(r.started_at),
@@ -46,10 +48,15 @@ def collector_status(con: ibis.BaseBackend, now: datetime) -> ir.Table:
     ).order_by(["machine_id", "collector"])
 
 
-def recent_runs(con: ibis.BaseBackend, limit: int = 200, machine_id: str | None = None) -> ir.Table:
+def recent_runs(con: ibis.BaseBackend, limit: int = 200, machine_id: str | None = None,
+                machine_ids: list[str] | None = None, since: datetime | None = None) -> ir.Table:
     r = con.table("collector_runs")
     if machine_id:
         r = r.filter(r.machine_id == machine_id)
+    if machine_ids is not None:
+        r = r.filter(r.machine_id.isin(machine_ids))
+    if since is not None:
+        r = r.filter(r.started_at >= since)
     return r.order_by(ibis.desc("started_at")).limit(limit)
 
 
@@ -62,9 +69,11 @@ def lock_contention(con: ibis.BaseBackend, now: datetime, hours: int = 24) -> ir
     ).order_by(ibis.desc("total_wait_ms"))
 
 
-def active_alerts(con: ibis.BaseBackend) -> ir.Table:
+def active_alerts(con: ibis.BaseBackend, machine_ids: list[str] | None = None) -> ir.Table:
     """Alerts pending or firing, with their latest ack if any."""
     a = con.table("alerts")
+    if machine_ids is not None:
+        a = a.filter(a.machine_id.isin(machine_ids))
     k = con.table("alert_acks")
     last_ack = k.group_by("alert_id").agg(
         acked_at=k.acked_at.max(), acked_by=k.acked_by.argmax(k.acked_at), ack_note=k.note.argmax(k.acked_at)
@@ -76,6 +85,6 @@ def active_alerts(con: ibis.BaseBackend) -> ir.Table:
     )
 
 
-def active_alert_count(con: ibis.BaseBackend) -> ir.Table:
-    a = active_alerts(con)
+def active_alert_count(con: ibis.BaseBackend, machine_ids: list[str] | None = None) -> ir.Table:
+    a = active_alerts(con, machine_ids)
     return a.aggregate(active=a.count(), unacked=a.acked_at.isnull().sum())

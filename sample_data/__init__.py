@@ -1,0 +1,1 @@
+"""Recorded upstream payloads for the tests, and the seeded demo fleet generator."""

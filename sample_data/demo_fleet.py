@@ -226,7 +226,8 @@ def samples(m: DemoMachine, seed: int, minutes: np.ndarray, eps: list[Episode]) 
         "mem_available_bytes": m.mem_total - mem_used,
         "swap_total_bytes": np.full(n, m.swap_total, np.int64), "swap_used_bytes": swap_used,
         "net_rx_bps": np.clip(net, 0, None), "net_tx_bps": np.clip(net * 0.2, 0, None),
-        "uptime_seconds": (minutes - minutes.min() + 86400 * (3 + m.index)) * 60.0 if n else np.zeros(0),
+        # Each machine reboots every 30 days (staggered): a pure function of the minute, like the rest.
+        "uptime_seconds": ((minutes + m.index * 2 * 1440) % (30 * 1440)) * 60.0,
         "is_demo": pa.array(np.ones(n, bool)),
     })
 

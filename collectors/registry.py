@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collectors.afsc import AfscCollector
 from collectors.base import Collector
+from collectors.beads import BeadsCollector
 from collectors.probe import ProbeCollector
+from collectors.pt import PtCollector
+from collectors.rano import RanoCollector
+from collectors.rch import RchCollector
 from collectors.system import SystemCollector
 
 ALL: dict[str, type[Collector]] = {
     SystemCollector.name: SystemCollector,
     ProbeCollector.name: ProbeCollector,
+    BeadsCollector.name: BeadsCollector,
+    RanoCollector.name: RanoCollector,
+    RchCollector.name: RchCollector,
+    PtCollector.name: PtCollector,
+    AfscCollector.name: AfscCollector,
 }
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collectors.afsc import AfscCollector
 from collectors.base import Collector
 from collectors.beads import BeadsCollector
+from collectors.caam import CaamCollector
+from collectors.cass import CassCollector
+from collectors.caut import CautCollector
+from collectors.ntm import NtmCollector
 from collectors.probe import ProbeCollector
 from collectors.pt import PtCollector
 from collectors.rano import RanoCollector
 from collectors.rch import RchCollector
+from collectors.ru import RuCollector
+from collectors.sysmoni import SysmoniCollector
 from collectors.system import SystemCollector
 
 ALL: dict[str, type[Collector]] = {
@@ -19,6 +25,12 @@ ALL: dict[str, type[Collector]] = {
     RchCollector.name: RchCollector,
     PtCollector.name: PtCollector,
     AfscCollector.name: AfscCollector,
+    SysmoniCollector.name: SysmoniCollector,
+    RuCollector.name: RuCollector,
+    CautCollector.name: CautCollector,
+    CaamCollector.name: CaamCollector,
+    CassCollector.name: CassCollector,
+    NtmCollector.name: NtmCollector,
 }
 
 

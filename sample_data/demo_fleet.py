@@ -9,9 +9,11 @@ without a seam. Rows go through `Store.write(Batch)`, the same ingestion path co
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,8 @@ SOURCE = "demo"
 SOURCE_VERSION = "demo-1"
 GiB = 1024**3
 MAX_BACKFILL = timedelta(hours=24)
+EPISODES_FILE = "demo_episodes.json"  # next to the database: for people, notebooks and tests
+_DEMO_TABLES = ("sys_samples", "sys_filesystems", "sys_top_processes", "machines")
 _ROLES = ("agents", "build", "agents", "agents", "ci", "agents", "build", "agents", "db", "agents", "gpu", "agents")
 _REGIONS = ("eu", "us", "ap")
 _PROCS = (("claude", "claude --resume"), ("codex", "codex exec"), ("gemini", "gemini -p"), ("cargo", "cargo build"),
@@ -73,6 +77,7 @@ class DemoSummary:
     end: datetime
     rows: dict[str, int]
     episodes: list[Episode]
+    episodes_path: Path | None = None
 
     def __str__(self) -> str:
         total = sum(self.rows.values())
@@ -147,10 +152,16 @@ def episodes_for(machines: list[DemoMachine], start: datetime, end: datetime) ->
     span = end - start
     n = len(machines)
 
+    used: set[str] = set()
+
     def pick(i: int) -> str:
-        return machines[i % n].machine_id
+        order = [machines[(i + k) % n].machine_id for k in range(n)]
+        mid = next((c for c in order if c not in used), order[0])
+        used.add(mid)
+        return mid
 
     with_data = [m.machine_id for m in machines[2:] + machines[:2] if any(mt[0] == "/data" for mt in m.mounts)]
+    used.update(with_data[:1])
     eps = [
         Episode(with_data[0] if with_data else pick(2), "disk_filling", end - min(span, timedelta(hours=8)), None,
                 "/data fills from its usual level to ~97% (a runaway build cache); still filling"
@@ -297,11 +308,12 @@ def top_processes(m: DemoMachine, seed: int, minutes: np.ndarray, eps: list[Epis
     return pa.Table.from_pylist(rows) if rows else pa.table({})
 
 
-def _machine_rows(machines: list[DemoMachine]) -> list[dict]:
-    now = datetime.now(UTC)
+def _machine_rows(machines: list[DemoMachine], at: datetime) -> list[dict]:
+    """Stamped with the history's end, not the wall clock: the same seed and end give the same rows."""
     return [{"machine_id": m.machine_id, "display_name": m.machine_id.replace("demo-", "").replace("-", " "),
              "hostname": f"{m.machine_id}.demo.internal", "ssh": "demo", "tags": ["demo", m.role, m.region],
-             "is_demo": True, "enabled": True, "cpu_count": m.cores, "updated_at": now} for m in machines]
+             "is_demo": True, "enabled": True, "cpu_count": m.cores, "added_at": at, "updated_at": at}
+            for m in machines]
 
 
 def _batch_for(machines: list[DemoMachine], seed: int, minutes: np.ndarray, eps: list[Episode]) -> Batch:
@@ -321,13 +333,16 @@ def generate(store: Store, *, days: int = 7, machines: int = 12, seed: int = 42,
     start = end - timedelta(days=days)
     fl = fleet(seed, machines)
     eps = episodes_for(fl, start, end)
+    # A new demo replaces the old one: rows of an older history would carry other episodes.
+    store.execute_write("; ".join(f"DELETE FROM {t} WHERE is_demo" for t in _DEMO_TABLES))
     meta = Batch()
-    meta.add_upserts("machines", _machine_rows(fl))
+    meta.add_upserts("machines", _machine_rows(fl, end))
     meta.add_upserts("demo_fleet", [{"fleet_id": "demo", "seed": seed, "machines": machines, "days": days,
                                      "start_ts": start, "end_ts": end,
                                      "episodes_json": json.dumps([e.to_json() for e in eps]),
                                      "created_at": datetime.now(UTC)}])
     store.write(meta)
+    path = _write_episodes_file(store, seed, machines, days, start, end, fl, eps)
     rows: dict[str, int] = {}
     first, last = _epoch_minutes(start), _epoch_minutes(end)
     for d in range(days):
@@ -339,7 +354,32 @@ def generate(store: Store, *, days: int = 7, machines: int = 12, seed: int = 42,
             rows[k] = rows.get(k, 0) + v
         if progress:
             progress(d + 1, days)
-    return DemoSummary(machines, days, seed, start, end, rows, eps)
+    return DemoSummary(machines, days, seed, start, end, rows, eps, path)
+
+
+def episodes_path(store: Store) -> Path:
+    return store.db_path.parent / EPISODES_FILE
+
+
+def _write_episodes_file(store: Store, seed: int, machines: int, days: int, start: datetime, end: datetime,
+                         fl: list[DemoMachine], eps: list[Episode]) -> Path:
+    """The episodes as JSON next to the database (written whole, then renamed into place)."""
+    path = episodes_path(store)
+    doc = {"seed": seed, "machines": machines, "days": days, "start": start.isoformat(), "end": end.isoformat(),
+           "machine_ids": [m.machine_id for m in fl], "episodes": [e.to_json() for e in eps]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_episodes(store: Store) -> list[Episode]:
+    """The episodes of the demo fleet last generated next to `store` (empty when there is none)."""
+    try:
+        doc = json.loads(episodes_path(store).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    return [Episode.from_json(e) for e in doc["episodes"]]
 
 
 def load_demo(store: Store) -> tuple[dict, list[Episode]] | None:
@@ -361,10 +401,24 @@ def keep_alive_hook(store: Store) -> Callable[[datetime], Batch | None]:
     """A runner hook that extends every demo machine up to `now`, with the generator that made its past."""
     state: dict = {}
 
+    def _stamp() -> tuple[int, int] | None:
+        try:
+            st = episodes_path(store).stat()  # each generation renames a new file into place
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
     def demo_keep_alive(now: datetime) -> Batch | None:
+        stamp = _stamp()
+        if state.get("stamp", stamp) != stamp:
+            state.clear()  # `vc demo` ran again: reload its parameters and where its data ends
+        state["stamp"] = stamp
+        if state.get("absent"):
+            return None  # no demo fleet, and no `vc demo` since we looked: no read every cycle
         if "params" not in state:
             loaded = load_demo(store)
             if loaded is None:
+                state["absent"] = True
                 return None
             params, eps = loaded
             state.update(params=params, eps=eps, fleet=fleet(params["seed"], params["machines"]))

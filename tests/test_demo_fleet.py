@@ -8,7 +8,7 @@ import pytest
 
 from sample_data import demo_fleet as demo
 from workbench.config import HealthConfig
-from workbench.store import Store
+from workbench.store import Batch, Store
 from workbench.views import health, machines
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -138,3 +138,65 @@ def test_small_fleets_and_no_demo(tmp_path):
     summary = demo.generate(s, days=1, machines=3, seed=1, end=END)
     assert summary.machines == 3 and all(e.machine_id.startswith("demo-") for e in summary.episodes)
     assert demo.demo_present(s)
+
+
+def test_same_seed_and_end_give_identical_rows_and_an_episodes_file(tmp_path):
+    stores = []
+    for name in ("one", "two"):
+        s = Store(tmp_path / name / "vc.duckdb")
+        s.migrate()
+        summary = demo.generate(s, days=1, machines=12, seed=5, end=END)
+        stores.append(s)
+    for table in ("machines", "sys_samples", "sys_filesystems", "sys_top_processes"):
+        rows = [q(s, f"SELECT * FROM {table} ORDER BY ALL") for s in stores]
+        assert rows[0] and rows[0] == rows[1], table
+    path = stores[1].db_path.parent / "demo_episodes.json"
+    assert summary.episodes_path == path and path.is_file()
+    assert demo.read_episodes(stores[1]) == summary.episodes
+    assert demo.read_episodes(Store(tmp_path / "none" / "vc.duckdb")) == []
+
+
+def test_generating_again_replaces_the_old_demo_and_keeps_real_rows(tmp_path):
+    s = Store(tmp_path / "vc.duckdb")
+    s.migrate()
+    real = Batch()
+    real.add_rows("sys_samples", [dict(machine_id="alpha", ts=END, source="system", schema_version=1, cpu_pct=5.0)])
+    s.write(real)
+    demo.generate(s, days=1, machines=12, seed=1, end=END)
+    later = END + timedelta(days=2)
+    second = demo.generate(s, days=1, machines=12, seed=2, end=later)
+    first_ts, n = q(s, "SELECT min(ts), count(*) FROM sys_samples WHERE is_demo")[0]
+    assert first_ts == later - timedelta(days=1) and n == second.rows["sys_samples"]
+    assert q(s, "SELECT count(*) FROM sys_samples WHERE machine_id = 'alpha'")[0][0] == 1
+    assert q(s, "SELECT count(*) FROM machines WHERE is_demo")[0][0] == 12
+    assert demo.read_episodes(s) == second.episodes
+
+
+def test_small_fleets_put_each_episode_on_its_own_machine(tmp_path):
+    s = Store(tmp_path / "vc.duckdb")
+    s.migrate()
+    summary = demo.generate(s, days=1, machines=4, seed=9, end=END)
+    assert len({e.machine_id for e in summary.episodes}) == len(summary.episodes) == 4
+
+
+def test_keep_alive_follows_a_demo_generated_while_it_runs(tmp_path):
+    s = Store(tmp_path / "vc.duckdb")
+    s.migrate()
+    hook = demo.keep_alive_hook(s)
+    assert hook(END) is None  # no demo yet
+    demo.generate(s, days=1, machines=12, seed=3, end=END)
+    s.write(hook(END + timedelta(minutes=5)))
+    later = END + timedelta(days=1)
+    summary = demo.generate(s, days=1, machines=12, seed=4, end=later)
+    out = s.write(hook(later + timedelta(minutes=5)))
+    assert out.inserted["sys_samples"] == 11 * 5  # the new fleet's talking machines, from its own end
+    silent = next(e.machine_id for e in summary.episodes if e.kind == "silent")
+    assert q(s, "SELECT max(ts) FROM sys_samples WHERE machine_id = ?", [silent])[0][0] < later
+    m = demo.fleet(4, 12)[0]
+    import numpy as np
+
+    minutes = np.arange(demo._epoch_minutes(later) + 1, demo._epoch_minutes(later) + 6)
+    expect = demo.samples(m, 4, minutes, summary.episodes).column("cpu_pct").to_pylist()
+    got = [r[0] for r in q(s, "SELECT cpu_pct FROM sys_samples WHERE machine_id = ? AND ts > ? ORDER BY ts",
+                           [m.machine_id, later])]
+    assert got == pytest.approx(expect)

@@ -147,3 +147,14 @@ def test_spool_survives_a_new_store_instance(tmp_path):
     s2 = Store(tmp_path / "vc.duckdb")  # e.g. after a daemon restart
     assert s2.drain_spool() == 1
     assert count(s2, "SELECT count(*) FROM sys_samples") == 3
+
+
+def test_rows_with_different_keys_keep_every_column(store):
+    rows = [dict(machine_id="m1", ts=T0, source="t", schema_version=1, cpu_pct=1.0),
+            dict(machine_id="m1", ts=T0 + timedelta(minutes=1), source="t", schema_version=1, load1=2.5)]
+    b = Batch()
+    b.add_rows("sys_samples", rows)
+    store.write(b)
+    with store.raw_reader() as con:
+        got = con.execute("SELECT cpu_pct, load1 FROM sys_samples ORDER BY ts").fetchall()
+    assert got == [(1.0, None), (None, 2.5)]

@@ -32,9 +32,11 @@ class CursorUpdate:
 
 
 def to_arrow(rows: pa.Table | list[dict[str, Any]]) -> pa.Table:
+    """Arrow from rows, with the union of every row's keys (from_pylist alone would keep row 0's only)."""
     if isinstance(rows, pa.Table):
         return rows
-    return pa.Table.from_pylist(rows)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
 
 
 @dataclass

@@ -35,10 +35,15 @@ def all_tags(con: ibis.BaseBackend) -> ir.Table:
 
 
 def latest_samples(con: ibis.BaseBackend) -> ir.Table:
-    """One row per machine with the values of its most recent sample (a single pass: arg_max)."""
+    """One row per machine with the values of its most recent sample.
+
+    max(ts) per machine joined back on the primary key: ~30x faster on 10 M rows than per-column
+    arg_max, which Ibis compiles to FIRST(x ORDER BY ts) (see bench/views.py).
+    """
     s = con.table("sys_samples")
-    aggs = {c: s[c].argmax(s.ts) for c in _SAMPLE_METRICS}
-    return s.group_by("machine_id").agg(last_ts=s.ts.max(), samples=s.count(), **aggs)
+    last = s.group_by("machine_id").agg(last_ts=s.ts.max(), samples=s.count())
+    j = last.join(s, (last.machine_id == s.machine_id) & (last.last_ts == s.ts))
+    return j.select(last.machine_id, last.last_ts, last.samples, *[s[c] for c in _SAMPLE_METRICS])
 
 
 def latest_filesystems(con: ibis.BaseBackend, machine_ids: list[str] | None = None) -> ir.Table:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -194,15 +195,47 @@ def daemon(
 ) -> None:
     """Run the collector daemon: a cycle every interval until Ctrl-C / SIGTERM."""
     from collectors.runner import run_daemon
+    from workbench.alerts.rules import RulesError
+    from workbench.alerts.service import AlertService
 
     cfg = state.cfg()
     runner = _runner(with_demo=True)
+    try:
+        alerts = AlertService.from_config(cfg, runner.store)
+    except RulesError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from exc
     every = interval or cfg.daemon.interval_seconds
     _err(f"vc daemon: {len(cfg.machines)} machine(s), every {every:g}s, database {cfg.db_path}")
-    n = run_daemon(runner, every, max_cycles=cycles, on_cycle=lambda r: _print_report(r) if state.verbose else _err(
-        f"cycle {r.cycle_id}: {len(r.runs)} runs, {sum(r.inserted.values())} rows, {len(r.errors)} errors, "
-        f"{r.duration_s:.2f}s" + (" (spooled)" if r.spooled else "")))
+
+    def on_cycle(r) -> None:
+        if state.verbose:
+            _print_report(r)
+        else:
+            _err(f"cycle {r.cycle_id}: {len(r.runs)} runs, {sum(r.inserted.values())} rows, {len(r.errors)} errors, "
+                 f"{r.duration_s:.2f}s" + (" (spooled)" if r.spooled else ""))
+        alerts.after_cycle(r)
+
+    try:
+        n = run_daemon(runner, every, max_cycles=cycles, on_cycle=on_cycle)
+    finally:
+        alerts.close()
     _err(f"vc daemon: stopped after {n} cycle(s)")
+
+
+# ---------------- rules ----------------
+rules_app = typer.Typer(help="Alert rules: unit-test them like `promtool test rules`.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("test")
+def rules_test(
+    path: Annotated[Path, typer.Argument(help="A *.test.yaml file, or a directory of them.")],
+) -> None:
+    """Run rule unit tests: input series in compact notation and the alerts expected at given times."""
+    from workbench.alerts.rules_test import rules_test_cli
+
+    raise typer.Exit(rules_test_cli(path))
 
 
 # ---------------- demo ----------------

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from workbench.alerts.config import AlertsConfig
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_NAME = "vc.toml"
 
@@ -143,6 +145,7 @@ class VcConfig(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     dashboard: DashboardConfig = DashboardConfig()
     health: HealthConfig = HealthConfig()
+    alerts: AlertsConfig = AlertsConfig()
     machines: list[MachineConfig] = Field(default_factory=_default_machines)
     source_path: Path | None = Field(default=None, exclude=True)
 

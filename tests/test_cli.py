@@ -158,3 +158,17 @@ def test_vc_up_serves_health_and_stops_cleanly(collected):
     # Both children are gone: nothing listens any more.
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+
+
+def test_vc_rules_test_passes_shipped_and_fails_wrong_expectation(tmp_path):
+    rules_dir = Path(__file__).resolve().parent / "rules"
+    ok = vc(None, "rules", "test", str(rules_dir))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "PASS" in ok.stdout and "FAIL" not in ok.stdout
+    src = (rules_dir / "load_high.test.yaml").read_text()
+    wrong = tmp_path / "wrong.test.yaml"
+    shipped = Path(__file__).resolve().parents[1] / "workbench" / "alerts" / "rules" / "default.yaml"
+    wrong.write_text(src.replace("../../workbench/alerts/rules/default.yaml", str(shipped))
+                     .replace("state: firing", "state: resolved", 1))
+    bad = vc(None, "rules", "test", str(wrong))
+    assert bad.returncode == 1 and "FAIL" in bad.stdout

@@ -208,7 +208,20 @@ def daemon(
     every = interval or cfg.daemon.interval_seconds
     _err(f"vc daemon: {len(cfg.machines)} machine(s), every {every:g}s, database {cfg.db_path}")
 
+    from workbench.views.anomaly_job import run_anomaly_job
+
+    last_analysis = [0.0]
+
     def on_cycle(r) -> None:
+        # Anomaly detection works on 5-minute buckets: running it more often finds nothing new.
+        if time.monotonic() - last_analysis[0] >= 300:
+            last_analysis[0] = time.monotonic()
+            try:
+                n_anom = run_anomaly_job(runner.store, datetime.now(UTC))
+                if n_anom:
+                    _err(f"anomalies: {n_anom} new row(s)")
+            except Exception as exc:  # analysis must never stop collection
+                _err(f"anomalies: job failed: {exc.__class__.__name__}: {exc}")
         if state.verbose:
             _print_report(r)
         else:

@@ -223,3 +223,11 @@ def rch_workers_while_builds_active(con: ibis.BaseBackend, start: datetime, end:
     busy = ibis.coalesce(s.active_builds, 0) + ibis.coalesce(s.queued_builds, 0)
     s = s.filter((busy > 0) & (s.workers_total > 0) & s.workers_healthy.notnull())
     return s.select("machine_id", ts=s.collected_at, value=s.workers_healthy.cast("float64"))
+
+
+@source("anomaly_score", table="anomalies", labels=("machine_id", "metric"), unit="score",
+        description="The statistical detector's score per machine and metric (rows exist only where it flagged).")
+def anomaly_score(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    a = con.table("anomalies")
+    a = a.filter((a.ts >= start) & (a.ts <= end) & (a.detector == "robust_seasonal"))
+    return a.select("machine_id", "metric", "ts", value=a.score.cast("float64"))

@@ -211,7 +211,8 @@ class CapabilityCache:
                 return CapabilityReport(mid, cached.checked_at, {t: cached.tools[t] for t in wanted},
                                         [], from_cache=True)
             report = await probe_capabilities(executor, wanted, **probe_kw)
-            self._entries[mid] = (self.clock(), report)
+            if report.tools:  # a probe that got no answer (hung, garbage) is not worth trusting for a TTL
+                self._entries[mid] = (self.clock(), report)
             return report
 
 

@@ -198,6 +198,13 @@ class Runner:
                         return out + [(RunRecord(machine.id, c.name, now, 0.0, "error", 0, [], reason), None)
                                       for c in collectors]
                 report = self.capabilities.peek(machine.id)
+                if report is None and any(c.required_tool for c in collectors):
+                    # The machine answered nothing useful (hung or garbage shell): running every tool
+                    # collector would only cost one timeout each. The probe still runs.
+                    why = f"skipped: capability probe got no answer ({'; '.join(cap[0].warnings)[:300]})"
+                    out += [(RunRecord(machine.id, c.name, now, 0.0, "skipped", 0, [why]), None)
+                            for c in collectors if c.required_tool]
+                    collectors = [c for c in collectors if not c.required_tool]
                 runnable = []
                 for c in collectors:
                     if c.required_tool and report is not None and report.has(c.required_tool) is False:

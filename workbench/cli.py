@@ -61,6 +61,8 @@ def _main(
     state._cfg = None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 def _store(writer: str):

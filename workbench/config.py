@@ -79,6 +79,17 @@ class HealthWeights(_Strict):
     swap: Annotated[float, Field(ge=0)] = 0.5
     disk: Annotated[float, Field(ge=0)] = 1.5
     freshness: Annotated[float, Field(ge=0)] = 2.0
+    # Fleet factors (workbench/views/health_fleet.py); each is absent when its source has no data.
+    dcg_denies: Annotated[float, Field(ge=0)] = 0.5
+    mail_urgent_unread: Annotated[float, Field(ge=0)] = 0.5
+    mail_ack_overdue: Annotated[float, Field(ge=0)] = 0.5
+    net_short_conns: Annotated[float, Field(ge=0)] = 0.25
+    rch_queue: Annotated[float, Field(ge=0)] = 0.75
+    rch_workers: Annotated[float, Field(ge=0)] = 0.75
+    cass_index: Annotated[float, Field(ge=0)] = 0.5
+    accounts: Annotated[float, Field(ge=0)] = 1.0
+    source_freshness: Annotated[float, Field(ge=0)] = 0.5  # per collector
+    temperature: Annotated[float, Field(ge=0)] = 1.0
 
 
 class Threshold(_Strict):
@@ -95,11 +106,28 @@ class HealthThresholds(_Strict):
     swap_pct: Threshold = Threshold(warn=20, crit=80)
     disk_pct: Threshold = Threshold(warn=85, crit=97)
     stale_seconds: Threshold = Threshold(warn=180, crit=900)
+    dcg_denies_per_hour: Threshold = Threshold(warn=5, crit=30)
+    mail_urgent_unread: Threshold = Threshold(warn=1, crit=10)
+    mail_ack_overdue: Threshold = Threshold(warn=0, crit=5)
+    net_short_conns_per_hour: Threshold = Threshold(warn=20, crit=200)
+    rch_queue_depth: Threshold = Threshold(warn=5, crit=30)
+    rch_builds_per_worker: Threshold = Threshold(warn=2, crit=6)
+    cass_index_age_seconds: Threshold = Threshold(warn=21600, crit=172800)
+    account_used_pct: Threshold = Threshold(warn=80, crit=98)
+    # Age of a collector's last ok run, in multiples of the collection interval.
+    source_age_intervals: Threshold = Threshold(warn=3, crit=10)
+    temp_c: Threshold = Threshold(warn=80, crit=95)
 
 
 class HealthConfig(_Strict):
     weights: HealthWeights = HealthWeights()
     thresholds: HealthThresholds = HealthThresholds()
+    # Collection interval the per-source freshness factor measures against; None = daemon.interval_seconds.
+    source_interval_seconds: Annotated[float, Field(gt=0)] | None = None
+    # A close event shorter than this counts as a short-lived connection (rano retry loops).
+    short_conn_ms: Annotated[float, Field(gt=0)] = 2000.0
+    # An ack-required agent-mail message not acked this long after it was sent is overdue.
+    mail_ack_due_seconds: Annotated[float, Field(gt=0)] = 3600.0
 
 
 _SSH_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[^:\s@]+)(?::(?P<port>\d{1,5}))?$")

@@ -80,10 +80,27 @@ def health_factors(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
     return ibis.union(*tables)
 
 
+def all_health_factors(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
+                       tags: list[str] | None = None, machine_ids: list[str] | None = None,
+                       interval_seconds: float | None = None) -> ir.Table:
+    """The system factors plus the fleet factors of `workbench.views.health_fleet` (same columns)."""
+    from workbench.views.health_fleet import fleet_health_factors
+
+    sys_f = health_factors(con, cfg, now, tags, machine_ids)
+    fleet_f = fleet_health_factors(con, cfg, now, tags, machine_ids, interval_seconds)
+    return sys_f if fleet_f is None else ibis.union(sys_f, fleet_f)
+
+
 def machine_health(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
-                   tags: list[str] | None = None, machine_ids: list[str] | None = None) -> ir.Table:
-    """One row per machine: score, severity, the worst factor by name, and its detail."""
-    f = health_factors(con, cfg, now, tags, machine_ids)
+                   tags: list[str] | None = None, machine_ids: list[str] | None = None,
+                   include_fleet: bool = False, interval_seconds: float | None = None) -> ir.Table:
+    """One row per machine: score, severity, the worst factor by name, and its detail.
+
+    `include_fleet` adds the fleet factors (agent friction, build farm, accounts, per-source freshness,
+    temperature) to the system ones; off by default so existing pages keep their scores.
+    """
+    f = (all_health_factors(con, cfg, now, tags, machine_ids, interval_seconds) if include_fleet
+         else health_factors(con, cfg, now, tags, machine_ids))
     scored = f.filter(f.score.notnull() & (f.weight > 0))
     agg = scored.group_by("machine_id").agg(
         weighted=(scored.score * scored.weight).sum() / scored.weight.sum(),
@@ -107,9 +124,10 @@ def machine_health(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
 
 
 def fleet_health(con: ibis.BaseBackend, cfg: HealthConfig, now: datetime,
-                 tags: list[str] | None = None, machine_ids: list[str] | None = None) -> ir.Table:
+                 tags: list[str] | None = None, machine_ids: list[str] | None = None,
+                 include_fleet: bool = False, interval_seconds: float | None = None) -> ir.Table:
     """One row: fleet score (mean of machines), counts by severity, and the worst machine named."""
-    mh = machine_health(con, cfg, now, tags, machine_ids)
+    mh = machine_health(con, cfg, now, tags, machine_ids, include_fleet, interval_seconds)
     counts = mh.aggregate(
         score=mh.score.mean().round(4),
         machines=mh.count(),

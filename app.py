@@ -21,6 +21,12 @@ PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
             url_path="fleet", default=True),
     st.Page("pages/machine.py", title="Machine", icon=":material/computer:", url_path="machines"),
+    st.Page("pages/accounts.py", title="Accounts", icon=":material/account_circle:", url_path="provider-accounts"),
+    st.Page("pages/agents.py", title="Agents", icon=":material/smart_toy:", url_path="agent-sessions"),
+    st.Page("pages/repos.py", title="Repos", icon=":material/folder_copy:", url_path="repositories"),
+    st.Page("pages/beads.py", title="Beads", icon=":material/checklist:", url_path="issues"),
+    st.Page("pages/buildfarm.py", title="Build farm", icon=":material/construction:", url_path="build-farm"),
+    st.Page("pages/events.py", title="Events", icon=":material/bolt:", url_path="fleet-events"),
     st.Page("pages/collectors.py", title="Collectors", icon=":material/sync:", url_path="collector-runs"),
 ]
 page = st.navigation(PAGES)

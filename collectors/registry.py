@@ -8,6 +8,8 @@ from collectors.beads import BeadsCollector
 from collectors.caam import CaamCollector
 from collectors.cass import CassCollector
 from collectors.caut import CautCollector
+from collectors.dcg import DcgCollector
+from collectors.mcp_agent_mail import McpAgentMailCollector
 from collectors.ntm import NtmCollector
 from collectors.probe import ProbeCollector
 from collectors.pt import PtCollector
@@ -31,6 +33,8 @@ ALL: dict[str, type[Collector]] = {
     CaamCollector.name: CaamCollector,
     CassCollector.name: CassCollector,
     NtmCollector.name: NtmCollector,
+    DcgCollector.name: DcgCollector,
+    McpAgentMailCollector.name: McpAgentMailCollector,
 }
 
 

@@ -7,7 +7,9 @@ from datetime import timedelta
 import streamlit as st
 
 from workbench.ui import context, errors, filters, tables
+from workbench.ui import fleet_tables as ft
 from workbench.ui import format as fmt
+from workbench.views import collectors_fleet as vcf
 from workbench.views import ops
 
 RUNS_LIMIT = 200
@@ -29,6 +31,7 @@ with errors.guarded(), store.reader() as con:
     runs = ops.recent_runs(con, limit=RUNS_LIMIT, machine_ids=in_view,
                            since=now - timedelta(hours=hours)).execute()
     locks = ops.lock_contention(con, now, hours=hours).execute()
+    tools = vcf.tool_availability(con, now, machine_ids=in_view).execute()
 
 pr = poll.iloc[0] if len(poll) else None
 c = st.columns(4)
@@ -66,3 +69,13 @@ else:
     df, config = tables.lock_contention(locks)
     st.dataframe(df, hide_index=True, column_config=config, width="stretch", key="vc_lock_contention")
     st.caption(f"Writes that waited for the DuckDB file lock in the last {f.window}, longest total first.")
+
+st.subheader("Tool availability")
+if tools.empty:
+    errors.no_data()
+else:
+    df, config = ft.tool_grid(tools)
+    st.dataframe(df, hide_index=True, column_config=config, width="stretch", key="vc_tool_availability")
+    st.caption(f"Latest `command -v` check per machine and tool (version where the tool reports one); "
+               f"oldest check {fmt.fmt_age(tools['age_seconds'].max())}. An empty cell: the machine never "
+               "answered for that tool.")

@@ -169,6 +169,17 @@ CASES: dict[str, ContractCase] = {
         options={"beads_repos": [f"{{home}}/{BEADS_REPO}"]},
     ),
     "rano": ContractCase(tools={"rano": Payload("rano.export.example.jsonl")}),
+    # SQLite sources: the databases are built from SQL dumps of the schemas in dcg.md / mcp_agent_mail.md.
+    "dcg": ContractCase(
+        tools={"dcg": {"stats": Payload("dcg.stats.example.json")}},
+        files={".config/dcg/history.db": Payload("sample_data/sqlite/dcg_history.sql", sqlite=True)},
+        options={"dcg_history_db": "{home}/.config/dcg/history.db"},
+    ),
+    "mcp_agent_mail": ContractCase(
+        files={"mail/rust.sqlite3": Payload("sample_data/sqlite/mcp_agent_mail_rust.sql", sqlite=True),
+               "mail/python.sqlite3": Payload("sample_data/sqlite/mcp_agent_mail_python.sql", sqlite=True)},
+        options={"mail_db_paths": ["{home}/mail/rust.sqlite3", "{home}/mail/python.sqlite3"]},
+    ),
     "rch": ContractCase(
         tools={"rch": Payload(md="rch.md", section=r"### Reconstructed example")},
         # No recorded /metrics text or build-history file exists upstream: status and workers only.

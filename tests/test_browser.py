@@ -153,8 +153,9 @@ def test_every_page_renders_with_data(server: str, page: Page, tmp_path: Path) -
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Collectors").click()
     _main_heading(page, "Collectors")
     _settled(page)
-    expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(3)
+    expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(4)  # status, runs, locks, tools
     expect(page.get_by_text("Write-lock contention")).to_be_visible()
+    expect(page.get_by_text("Tool availability")).to_be_visible()
     _shot(page, tmp_path, "collectors")
 
     # Grids draw on a canvas; their accessible <table> mirrors the cells (and is what a screen reader reads).
@@ -166,6 +167,34 @@ def test_every_page_renders_with_data(server: str, page: Page, tmp_path: Path) -
     expect(runs.locator("table")).to_have_attribute("aria-rowcount", "3")  # header + the error + the warning
     _settled(page)
     expect(runs).to_contain_text("load average missing from /proc/loadavg")
+
+
+# Fleet pages: (sidebar link, main heading, tables, charts, text the fixture puts in one of the tables).
+FLEET_PAGES = [
+    ("Accounts", "Accounts", 2, 2, "alpha, demo-01"),
+    ("Agents", "Agents", 5, 1, "corpus-session-1"),
+    ("Repos", "Repos", 2, 0, "wezterm_automata"),
+    ("Beads", "Beads", 4, 0, "beads_rust-lr74.3"),
+    ("Build farm", "Build farm", 2, 2, "worker-b"),
+    ("Events", "Events", 3, 2, "core.git:reset-hard"),
+]
+
+
+def test_fleet_pages_render_with_data(server: str, page: Page, tmp_path: Path) -> None:
+    page.goto(server + "/")
+    _main_heading(page, "Fleet overview")
+    _settled(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for link, heading, tables, charts, text in FLEET_PAGES:
+        nav.get_by_role("link", name=link, exact=True).click()
+        _main_heading(page, heading)
+        _settled(page)
+        grids = page.locator('[data-testid="stDataFrame"]')
+        expect(grids).to_have_count(tables)
+        expect(page.locator(".js-plotly-plot")).to_have_count(charts)
+        # Grids draw on a canvas; their accessible <table> mirrors the cells.
+        expect(grids.filter(has_text=text).first).to_be_visible()
+        _shot(page, tmp_path, link.lower().replace(" ", "_"))
 
 
 def test_deep_link_to_a_machine_and_window(server: str, page: Page, tmp_path: Path) -> None:

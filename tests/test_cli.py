@@ -15,7 +15,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests import fleet_fixtures as ff
+from tests.ui_fixtures import build_ui_db
 from workbench.robot.envelope import load_schema
+from workbench.store import Store
 
 VC = [sys.executable, "-m", "workbench.cli"]
 
@@ -48,7 +51,8 @@ def collected(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("cmd", [[], ["up"], ["daemon"], ["collect"], ["db"], ["db", "migrate"], ["db", "status"],
                                  ["demo"], ["robot"], ["robot", "health"], ["robot", "machines"],
-                                 ["robot", "machine"], ["config", "check"]])
+                                 ["robot", "machine"], ["robot", "accounts"], ["robot", "repos"],
+                                 ["config", "check"]])
 def test_help_is_useful(cmd):
     r = vc(None, *cmd, "--help", timeout=60)
     assert r.returncode == 0
@@ -120,6 +124,74 @@ def test_robot_without_database_is_a_clear_error(tmp_path):
     cfg.write_text('[storage]\ndata_dir = "nothing-here"\n')
     r = vc(cfg, "robot", "health", "--json")
     assert r.returncode == 4 and r.stdout == "" and "no database yet" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def fleet_cfg(tmp_path_factory) -> Path:
+    """The dashboard fixture database: fleet rows written by the collectors on recorded payloads."""
+    from datetime import UTC, datetime
+
+    db = build_ui_db(tmp_path_factory.mktemp("fleet_cli"), datetime.now(UTC).replace(microsecond=0))
+    return db.config_path
+
+
+def test_robot_accounts_merges_an_account_seen_from_two_machines(fleet_cfg):
+    r = vc(fleet_cfg, "robot", "accounts", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, load_schema("robot_accounts"))
+    accounts = doc["data"]["accounts"]
+    keys = [a["account_key"] for a in accounts]
+    assert sorted(keys) == sorted({ff.CAUT_ACCOUNT, ff.CAAM_ACCOUNT}) and len(keys) == len(set(keys))
+    codex = next(a for a in accounts if a["account_key"] == ff.CAUT_ACCOUNT)
+    assert codex["machines"] == ["alpha", "demo-01"] and codex["sources"] == ["caut"]
+    windows = {w["window_name"]: w for w in codex["windows"]}
+    assert list(windows) == ["primary", "secondary"]
+    # demo-01 reported last (t0-5m): its figures are current; alpha's 59% is the highest current report.
+    assert (windows["secondary"]["used_pct"], windows["secondary"]["max_used_pct"]) == (57.0, 59.0)
+    assert windows["primary"]["latest_machine"] == "demo-01" and windows["primary"]["resets_in_seconds"] > 0
+    claude = next(a for a in accounts if a["account_key"] == ff.CAAM_ACCOUNT)
+    assert claude["machines"] == ["alpha"] and claude["plan_type"] == "max"
+    assert {p["provider"] for p in doc["data"]["providers"]} == {"claude", "codex"}
+    assert doc["staleness"]["stale"] is False and doc["warnings"] == []
+    broken = json.loads(r.stdout)
+    broken["data"]["accounts"][0]["machines"] = []
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, load_schema("robot_accounts"))
+    md = vc(fleet_cfg, "robot", "accounts", "--md").stdout
+    assert md.startswith("# Accounts")
+    assert "| codex | user@example.com | secondary | 57 | 59 |" in md and "| alpha, demo-01 | caut |" in md
+
+
+def test_robot_repos_lists_what_needs_a_look(fleet_cfg):
+    r = vc(fleet_cfg, "robot", "repos", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, load_schema("robot_repos"))
+    d = doc["data"]
+    assert d["totals"]["repos"] == 125 and d["totals"]["dirty"] == 5 and d["totals"]["needs_attention"] == 9
+    assert [m["machine_id"] for m in d["machines"]] == ["alpha", "demo-01"]
+    assert len(d["repos"]) == 9 and all(r["attention"] for r in d["repos"])
+    demo = [r for r in d["repos"] if r["machine_id"] == "demo-01"]
+    assert [(r["repo"], r["ahead"], r["dirty"]) for r in demo] == [(ff.DEMO_AHEAD_REPO, 3, True)]
+    every = json.loads(vc(fleet_cfg, "robot", "repos", "--all", "--json").stdout)
+    jsonschema.validate(every, load_schema("robot_repos"))
+    assert every["data"]["all_repos"] is True and len(every["data"]["repos"]) == 125
+    md = vc(fleet_cfg, "robot", "repos", "--md").stdout
+    assert md.startswith("# Repos") and "| demo-01 | 10 | 1 | 1 | 0 | 1 |" in md
+
+
+def test_robot_accounts_and_repos_on_an_empty_database(tmp_path):
+    cfg = tmp_path / "vc.toml"
+    cfg.write_text('[storage]\ndata_dir = "data"\n')
+    Store(tmp_path / "data" / "vc.duckdb", writer_name="pytest").migrate()
+    for cmd, schema in (("accounts", "robot_accounts"), ("repos", "robot_repos")):
+        r = vc(cfg, "robot", cmd, "--json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, load_schema(schema))
+        assert doc["staleness"]["stale"] is True and doc["warnings"], doc
+        assert "no data yet" in vc(cfg, "robot", cmd, "--md").stdout
 
 
 def _free_port() -> int:

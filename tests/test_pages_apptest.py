@@ -198,7 +198,7 @@ def test_collectors_page_shows_the_error_row_and_lock_contention(ui_db: UiDb) ->
     at = _run(_app())
     at.switch_page("pages/collectors.py")
     _run(at)
-    status, runs, locks = (d.value for d in at.dataframe)
+    status, runs, locks, _tools = (d.value for d in at.dataframe)  # tools: tests/test_fleet_pages.py
     ghost = status[status["Machine"] == GHOST].iloc[0]
     assert ghost["Status"] == "error" and ghost["Last error"] == ERROR_TEXT and ghost["Errors"] == 1
     assert set(status[status["Machine"] != GHOST]["Status"]) == {"ok"}

@@ -3,9 +3,10 @@
 Written through the real `Store.write(Batch)` into the migrated schema, so the dashboard is tested
 against exactly what collectors and the daemon would leave behind. Three machines: `alpha`
 (real, a filling /data disk, top processes), `demo-01` (a demo machine under memory pressure),
-`ghost` (configured, never collected). Three hours of one-minute samples end at `t0`, the
-moment the fixture was built. Freshness thresholds are set to a day in the config so that scores
-do not drift while the tests run.
+`ghost` (configured, never collected). `alpha` and `demo-01` also carry the fleet tools' rows of
+`tests.fleet_fixtures` (accounts, repos, agents, beads, build farm, events, tool availability).
+Three hours of one-minute samples end at `t0`, the moment the fixture was built. Freshness
+thresholds are set to a day in the config so that scores do not drift while the tests run.
 
 Test modules use it with `pytest_plugins = ["tests.ui_fixtures"]`.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.fleet_fixtures import FleetFacts, write_fleet
 from workbench.config import VcConfig, load_config
 from workbench.store import Batch, Store
 
@@ -40,6 +42,7 @@ class UiDb:
     config_path: Path
     db_path: Path
     t0: datetime
+    fleet: FleetFacts
 
     def config(self) -> VcConfig:
         return load_config(self.config_path)
@@ -203,7 +206,8 @@ def build_ui_db(root: Path, t0: datetime) -> UiDb:
     outcome = store.write(b)
     assert outcome.spooled is None and outcome.inserted["sys_samples"] == 2 * (HOURS * 60 + 1)
     _write_lock_event(store, t0)
-    return UiDb(config_path=write_config(root / "vc.toml", data_dir), db_path=store.db_path, t0=t0)
+    fleet = write_fleet(store, root / "fleet", t0)
+    return UiDb(config_path=write_config(root / "vc.toml", data_dir), db_path=store.db_path, t0=t0, fleet=fleet)
 
 
 @pytest.fixture(scope="session")

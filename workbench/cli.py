@@ -211,8 +211,10 @@ def daemon(
     _err(f"vc daemon: {len(cfg.machines)} machine(s), every {every:g}s, database {cfg.db_path}")
 
     from workbench.views.anomaly_job import run_anomaly_job
+    from workbench.views.health_job import run_health_job
 
     last_analysis = [0.0]
+    last_health = [0.0]
 
     def on_cycle(r) -> None:
         # Anomaly detection works on 5-minute buckets: running it more often finds nothing new.
@@ -224,6 +226,12 @@ def daemon(
                     _err(f"anomalies: {n_anom} new row(s)")
             except Exception as exc:  # analysis must never stop collection
                 _err(f"anomalies: job failed: {exc.__class__.__name__}: {exc}")
+        if time.monotonic() - last_health[0] >= 60:  # health history is kept per minute
+            last_health[0] = time.monotonic()
+            try:
+                run_health_job(runner.store, cfg, datetime.now(UTC))
+            except Exception as exc:
+                _err(f"health: job failed: {exc.__class__.__name__}: {exc}")
         if state.verbose:
             _print_report(r)
         else:
@@ -337,6 +345,31 @@ def robot_machine(
         _err(f"error: unknown machine {machine_id!r}; `vc robot machines` lists the known ones")
         raise typer.Exit(2)
     _robot_output(doc, md, rm.one_markdown)
+
+
+@robot_app.command("accounts")
+def robot_accounts(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+) -> None:
+    """Provider accounts once each (merged across machines): window usage, resets, who uses them."""
+    from workbench.robot import accounts as ra
+
+    doc = ra.build(_robot_store(), datetime.now(UTC))
+    _robot_output(doc, md, ra.to_markdown)
+
+
+@robot_app.command("repos")
+def robot_repos(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown summary.")] = False,
+    all_repos: Annotated[bool, typer.Option("--all", help="Every repo, not only those that need a look.")] = False,
+) -> None:
+    """Repo clones per machine: dirty, ahead, behind, diverged, broken."""
+    from workbench.robot import repos as rr
+
+    doc = rr.build(_robot_store(), datetime.now(UTC), include_all=all_repos)
+    _robot_output(doc, md, rr.to_markdown)
 
 
 # ---------------- up ----------------

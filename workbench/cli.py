@@ -211,6 +211,7 @@ def daemon(
     _err(f"vc daemon: {len(cfg.machines)} machine(s), every {every:g}s, database {cfg.db_path}")
 
     from workbench.views.anomaly_job import run_anomaly_job
+    from workbench.views.forecast_job import run_forecast_job
     from workbench.views.health_job import run_health_job
 
     last_analysis = [0.0]
@@ -228,10 +229,12 @@ def daemon(
                 _err(f"anomalies: job failed: {exc.__class__.__name__}: {exc}")
         if time.monotonic() - last_health[0] >= 60:  # health history is kept per minute
             last_health[0] = time.monotonic()
-            try:
-                run_health_job(runner.store, cfg, datetime.now(UTC))
-            except Exception as exc:
-                _err(f"health: job failed: {exc.__class__.__name__}: {exc}")
+            for name, job in (("health", lambda now: run_health_job(runner.store, cfg, now)),
+                              ("forecasts", lambda now: run_forecast_job(runner.store, now))):
+                try:
+                    job(datetime.now(UTC))
+                except Exception as exc:  # analysis must never stop collection
+                    _err(f"{name}: job failed: {exc.__class__.__name__}: {exc}")
         if state.verbose:
             _print_report(r)
         else:

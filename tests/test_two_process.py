@@ -83,6 +83,7 @@ def test_daemon_and_reader_share_the_file(tmp_path: Path):
     assert stats["reads"] >= 10 and stats["acks"] == stats["reads"]
     assert daemon.returncode == 0, d_err
     assert "Traceback" not in d_err and "lock" not in d_err.lower()
+    assert "job failed" not in d_err  # anomaly, health and forecast jobs ran after cycles without error
     assert d_out == ""  # the daemon prints nothing on stdout: it is not a data command
     cycles = re.findall(r"^cycle (\w+): \d+ runs", d_err, flags=re.M)
     assert len(cycles) >= 10, d_err[-2000:]
@@ -92,8 +93,10 @@ def test_daemon_and_reader_share_the_file(tmp_path: Path):
         samples = con.execute("SELECT count(*) FROM sys_samples").fetchone()[0]
         acks = con.execute("SELECT count(*) FROM alert_acks").fetchone()[0]
         bad = con.execute("SELECT count(*) FROM collector_runs WHERE status IN ('error', 'timeout')").fetchone()[0]
+        health_rows = con.execute("SELECT count(*) FROM health_summary").fetchone()[0]
     assert set(cycles) <= stored_cycles  # every cycle the daemon reported is in the database
     assert samples == len(stored_cycles)  # one local sample per cycle: no batch lost, none doubled
     assert acks == stats["acks"]
     assert bad == 0
+    assert health_rows >= 1  # the daemon materialized health history after its cycles
     assert not [p for p in (tmp_path / "data" / "spool").glob("*") if p.is_dir()]

@@ -39,6 +39,11 @@ test: install lint
 bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/views.py
+	$(PY) bench/parse_ingest.py
+	$(PY) bench/anomaly_nab.py
+	$(PY) bench/forecast_backtest.py
+	$(PY) bench/time_to_detect.py
+	$(PY) bench/ssh_poll.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
             url_path="fleet", default=True),
     st.Page("pages/machine.py", title="Machine", icon=":material/computer:", url_path="machines"),
+    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="fleet-alerts"),
     st.Page("pages/accounts.py", title="Accounts", icon=":material/account_circle:", url_path="provider-accounts"),
     st.Page("pages/agents.py", title="Agents", icon=":material/smart_toy:", url_path="agent-sessions"),
     st.Page("pages/repos.py", title="Repos", icon=":material/folder_copy:", url_path="repositories"),

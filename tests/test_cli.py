@@ -52,6 +52,7 @@ def collected(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("cmd", [[], ["up"], ["daemon"], ["collect"], ["db"], ["db", "migrate"], ["db", "status"],
                                  ["demo"], ["robot"], ["robot", "health"], ["robot", "machines"],
                                  ["robot", "machine"], ["robot", "accounts"], ["robot", "repos"],
+                                 ["robot", "alerts"], ["robot", "triage"], ["watch"], ["rules", "test"],
                                  ["config", "check"]])
 def test_help_is_useful(cmd):
     r = vc(None, *cmd, "--help", timeout=60)

@@ -375,6 +375,66 @@ def robot_repos(
     _robot_output(doc, md, rr.to_markdown)
 
 
+@robot_app.command("alerts")
+def robot_alerts(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown summary.")] = False,
+    all_alerts: Annotated[bool, typer.Option("--all", help="Also resolved and cancelled episodes.")] = False,
+) -> None:
+    """Alerts (open, acked, resolved) with their ack / snooze, evidence and suggested actions."""
+    from workbench.robot import alerts as ral
+
+    doc = ral.build(_robot_store(), datetime.now(UTC), include_resolved=all_alerts)
+    _robot_output(doc, md, ral.to_markdown)
+
+
+@robot_app.command("triage")
+def robot_triage(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON envelope (default).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the N highest-ranked items.")] = None,
+) -> None:
+    """What to do next, ranked: alerts, degraded machines, forecasts, failing collectors, dirty repos."""
+    from workbench.robot import triage as rt
+
+    doc = rt.build(state.cfg(), _robot_store(), datetime.now(UTC), limit=limit)
+    _robot_output(doc, md, rt.to_markdown)
+
+
+@app.command()
+def watch(
+    fmt: Annotated[str, typer.Option("--format", help="Output format (only jsonl: one event per line).")] = "jsonl",
+    interval: Annotated[float, typer.Option(min=0.1, max=86400, help="Seconds between passes.")] = 30.0,
+    since: Annotated[str | None, typer.Option(help="Resume after this cursor (printed with every event).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    max_events: Annotated[int | None, typer.Option(min=1, help="Exit after N events.")] = None,
+    max_passes: Annotated[int | None, typer.Option(min=1, help="Exit after N passes.")] = None,
+    state_file: Annotated[Path | None, typer.Option(help="Cursor file (default <data_dir>/watch.cursor).")] = None,
+    no_state: Annotated[bool, typer.Option("--no-state", help="Neither read nor write the cursor file.")] = False,
+) -> None:
+    """Stream alert, prediction and opportunity events as JSON lines; Ctrl-C / SIGTERM stops."""
+    from workbench.robot import watch as rw
+
+    if fmt != "jsonl":
+        _err(f"error: unknown --format {fmt!r}; only jsonl is supported")
+        raise typer.Exit(2)
+    cfg = state.cfg()
+    path = None if no_state else (state_file or rw.state_path(cfg))
+    if since is not None:
+        try:
+            cursor = rw.Cursor.decode(since)
+        except rw.CursorError as exc:
+            _err(f"error: --since: {exc}")
+            raise typer.Exit(2) from exc
+    else:
+        cursor = (rw.load_state(path) if path is not None else None) or rw.Cursor()
+    res = rw.run(cfg, _robot_store(), cursor, interval, once=once, max_events=max_events, max_passes=max_passes,
+                 state_file=path, err=_err)
+    _err(f"vc watch: {res.events} event(s) in {res.passes} pass(es); cursor {res.cursor.encode()}")
+    if once and res.errors:
+        raise typer.Exit(1)
+
+
 # ---------------- up ----------------
 @app.command()
 def up(

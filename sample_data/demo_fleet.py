@@ -327,13 +327,20 @@ def _batch_for(machines: list[DemoMachine], seed: int, minutes: np.ndarray, eps:
 
 # ---------------- public API ----------------
 def generate(store: Store, *, days: int = 7, machines: int = 12, seed: int = 42, end: datetime | None = None,
-             progress: Callable[[int, int], None] | None = None) -> DemoSummary:
-    """Write `days` of history for `machines` demo machines ending at `end` (default: now, to the minute)."""
+             progress: Callable[[int, int], None] | None = None, sources: bool = True) -> DemoSummary:
+    """Write `days` of history for `machines` demo machines ending at `end` (default: now, to the minute).
+
+    `sources` adds the upstream tools' data (accounts, repos, agents, builds …) made by the real
+    collectors from simulated machines (sample_data/demo_sources.py); off, only system samples.
+    """
     end = (end or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = end - timedelta(days=days)
     fl = fleet(seed, machines)
     eps = episodes_for(fl, start, end)
     # A new demo replaces the old one: rows of an older history would carry other episodes.
+    from sample_data.demo_sources import clear_demo_sources, write_history
+
+    clear_demo_sources(store)  # first: it finds the old demo's machines by `machines.is_demo`
     store.execute_write("; ".join(f"DELETE FROM {t} WHERE is_demo" for t in _DEMO_TABLES))
     meta = Batch()
     meta.add_upserts("machines", _machine_rows(fl, end))
@@ -353,7 +360,12 @@ def generate(store: Store, *, days: int = 7, machines: int = 12, seed: int = 42,
         for k, v in out.inserted.items():
             rows[k] = rows.get(k, 0) + v
         if progress:
-            progress(d + 1, days)
+            progress(d + 1, days + 1)
+    # The upstream tools' sources, through the real collectors (sample_data/demo_sources.py).
+    for k, v in (write_history(store, fl, seed, eps, start, end) if sources else {}).items():
+        rows[k] = rows.get(k, 0) + v
+    if progress:
+        progress(days + 1, days + 1)
     return DemoSummary(machines, days, seed, start, end, rows, eps, path)
 
 
@@ -422,6 +434,9 @@ def keep_alive_hook(store: Store) -> Callable[[datetime], Batch | None]:
                 return None
             params, eps = loaded
             state.update(params=params, eps=eps, fleet=fleet(params["seed"], params["machines"]))
+            from sample_data.demo_sources import SourceKeepAlive
+
+            state["sources"] = SourceKeepAlive(store, params, eps, state["fleet"])
             with store.raw_reader() as con:
                 last = dict(con.execute("SELECT machine_id, max(ts) FROM sys_samples WHERE is_demo "
                                         "GROUP BY machine_id").fetchall())
@@ -436,6 +451,9 @@ def keep_alive_hook(store: Store) -> Callable[[datetime], Batch | None]:
             minutes = np.arange(since, target + 1, dtype=np.int64)
             b.merge(_batch_for([m], state["params"]["seed"], minutes, state["eps"]))
             state["last"][m.machine_id] = datetime.fromtimestamp(target * 60, UTC)
+        src = state["sources"].advance(now)  # the demo machines' tools, every few minutes of wall time
+        if src is not None:
+            b.merge(src)
         return b if not b.is_empty() else None
 
     return demo_keep_alive

@@ -11,7 +11,6 @@ Per repo (ctx.options["beads_repos"], a list of paths on the machine):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from collectors.base import CollectContext, Collector, CollectResult
@@ -24,6 +23,7 @@ from collectors.tail import (
     command_failure,
     dumps,
     extract_json,
+    parse_json_lines,
     parse_ts,
     read_new_lines,
     shell_path,
@@ -81,29 +81,7 @@ def issue_row(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def parse_issue_lines(texts: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows for every good line; bad lines cost only themselves (a summary warning, first few quoted)."""
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for text in texts:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"not JSON ({exc.msg}): {text[:60]!r}")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"not an object: {text[:60]!r}")
-            continue
-        row, why = issue_row(obj)
-        if row is None:
-            problems.append(why or "unusable line")
-        else:
-            rows.append(row)
-    warnings = []
-    if problems:
-        shown = "; ".join(problems[:_MAX_LINE_WARNINGS])
-        more = f" (+{len(problems) - _MAX_LINE_WARNINGS} more)" if len(problems) > _MAX_LINE_WARNINGS else ""
-        warnings.append(f"{len(problems)} bad issue line(s) skipped: {shown}{more}")
-    return rows, warnings
+    return parse_json_lines(texts, issue_row, "issue", _MAX_LINE_WARNINGS)
 
 
 def ready_row(payload: Any) -> tuple[dict[str, Any] | None, str | None]:

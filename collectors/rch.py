@@ -30,6 +30,7 @@ from collectors.tail import (
     command_failure,
     dumps,
     extract_json,
+    parse_json_lines,
     parse_ts,
     read_new_lines,
 )
@@ -190,28 +191,7 @@ def build_row(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def parse_build_lines(texts: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for text in texts:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"not JSON ({exc.msg}): {text[:60]!r}")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"not an object: {text[:60]!r}")
-            continue
-        row, why = build_row(obj)
-        if row is None:
-            problems.append(why or "unusable line")
-        else:
-            rows.append(row)
-    warnings = []
-    if problems:
-        shown = "; ".join(problems[:_MAX_LINE_WARNINGS])
-        more = f" (+{len(problems) - _MAX_LINE_WARNINGS} more)" if len(problems) > _MAX_LINE_WARNINGS else ""
-        warnings.append(f"{len(problems)} bad build line(s) skipped: {shown}{more}")
-    return rows, warnings
+    return parse_json_lines(texts, build_row, "build", _MAX_LINE_WARNINGS)
 
 
 # ---------- /metrics ----------

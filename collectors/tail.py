@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -313,3 +314,30 @@ class Budget:
 
     def exhausted(self, floor_s: float = 0.2) -> bool:
         return self.remaining() < floor_s
+
+
+def parse_json_lines(texts: list[str], to_row: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]],
+                     what: str, max_quoted: int = 3) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for every good JSONL line; bad lines cost only themselves (one summary warning, first few quoted)."""
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for text in texts:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"not JSON ({exc.msg}): {text[:60]!r}")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"not an object: {text[:60]!r}")
+            continue
+        row, why = to_row(obj)
+        if row is None:
+            problems.append(why or "unusable line")
+        else:
+            rows.append(row)
+    warnings = []
+    if problems:
+        shown = "; ".join(problems[:max_quoted])
+        more = f" (+{len(problems) - max_quoted} more)" if len(problems) > max_quoted else ""
+        warnings.append(f"{len(problems)} bad {what} line(s) skipped: {shown}{more}")
+    return rows, warnings

@@ -113,11 +113,19 @@ class Runner:
         self._cursors_loaded = True
 
     def sync_machines(self) -> None:
-        """Configured machines appear in `machines` even before their first sample."""
+        """Configured machines appear in `machines` even before their first sample; machines removed
+        from the config are marked disabled (their history stays) so nothing keeps alerting on them."""
+        now = datetime.now(UTC)
         rows = [{
             "machine_id": m.id, "display_name": m.display_name or m.id, "ssh": m.ssh, "tags": list(m.tags),
-            "is_demo": False, "enabled": m.enabled, "updated_at": datetime.now(UTC),
+            "is_demo": False, "enabled": m.enabled, "updated_at": now,
         } for m in self.cfg.machines]
+        configured = {m.id for m in self.cfg.machines}
+        with self.store.raw_reader() as con:
+            known = con.execute("SELECT machine_id, display_name, ssh, tags FROM machines "
+                                "WHERE NOT is_demo AND enabled").fetchall()
+        rows += [{"machine_id": mid, "display_name": name, "ssh": ssh, "tags": tags, "is_demo": False,
+                  "enabled": False, "updated_at": now} for mid, name, ssh, tags in known if mid not in configured]
         b = Batch()
         b.add_upserts("machines", rows)
         self.store.write(b)

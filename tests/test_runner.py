@@ -175,3 +175,17 @@ def test_rows_the_database_refuses_cost_only_their_source(tmp_path, test_collect
         srcs = {r[0] for r in con.execute("SELECT source FROM ingestion_cursors").fetchall()}
     assert "t_counting" in srcs and "t_nullkey" not in srcs
     assert ("local", "t_nullkey") not in runner._cursors
+
+
+def test_machines_removed_from_config_are_disabled_not_deleted(tmp_path):
+    from workbench.store import Store
+
+    cfg = make_cfg(tmp_path, ["system"])
+    store = Store.from_config(cfg)
+    store.migrate()
+    Runner(cfg, store).sync_machines()
+    fewer = cfg.model_copy(update={"machines": [cfg.machines[0]]})
+    Runner(fewer, store).sync_machines()
+    with store.raw_reader() as con:
+        state = dict(con.execute("SELECT machine_id, enabled FROM machines").fetchall())
+    assert state == {"local": True, "off": False}

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from datetime import datetime
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.base import CollectContext, Collector, CollectResult
+from collectors.http_fetch import curl_get
 from collectors.tail import (
     Budget,
     as_float,
@@ -300,19 +300,11 @@ class RchCollector(Collector):
         if not isinstance(url, str):
             result.warnings.append(f"rch: option rch_metrics_url must be a string, got {type(url).__name__}")
             return
-        if budget.exhausted(1.0):
-            result.warnings.append("rch: time budget used up before /metrics")
+        got = await curl_get(ctx.executor, url, budget=budget, max_bytes=ctx.limits.max_bytes)
+        if got.text is None:
+            result.warnings.append(f"rch: /metrics: {got.error}")
             return
-        wait = max(1, int(min(10.0, budget.remaining() - 0.5)))
-        res = await ctx.executor.run(f"curl -sf --max-time {wait} {shlex.quote(url)}",
-                                     timeout_s=budget.remaining(), max_bytes=ctx.limits.max_bytes)
-        fail = command_failure(res)
-        if fail:
-            hint = {7: " (rchd metrics endpoint not reachable)", 22: " (HTTP error)",
-                    28: " (rchd metrics endpoint did not answer in time)"}.get(res.exit_code or 0, "")
-            result.warnings.append(f"rch: {fail}{hint}")
-            return
-        samples, warns = parse_metrics(res.text)
+        samples, warns = parse_metrics(got.text)
         result.warnings.extend(warns)
         if not samples and not warns:
             result.warnings.append(f"rch: {url} returned no rch_* series")

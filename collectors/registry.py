@@ -8,6 +8,7 @@ from collectors.beads import BeadsCollector
 from collectors.caam import CaamCollector
 from collectors.cass import CassCollector
 from collectors.caut import CautCollector
+from collectors.cloud_benchmarker import CloudBenchmarkerCollector
 from collectors.dcg import DcgCollector
 from collectors.mcp_agent_mail import McpAgentMailCollector
 from collectors.ntm import NtmCollector
@@ -35,6 +36,7 @@ ALL: dict[str, type[Collector]] = {
     NtmCollector.name: NtmCollector,
     DcgCollector.name: DcgCollector,
     McpAgentMailCollector.name: McpAgentMailCollector,
+    CloudBenchmarkerCollector.name: CloudBenchmarkerCollector,
 }
 
 

@@ -107,12 +107,15 @@ class ContractCase:
     `files`: path under HOME -> payload, e.g. a repo's `.beads/issues.jsonl`.
     `options`: collector options; `{home}` in strings (also inside lists) is replaced.
     `exit_codes`: fake tool exit code where the real tool's normal exit is not 0 (pt exits 1).
+    `http`: URL path -> payload served by a real HTTP server on 127.0.0.1 while the case runs
+    (HTTP sources); `{http}` in option values is that server's base URL.
     `allowed_warnings`: regexes of warnings the recorded payload legitimately causes.
     `local_only`: runs only through the LocalExecutor (reads this machine, no upstream tool).
     """
 
     tools: dict[str, ToolSpec] = field(default_factory=dict)
     files: dict[str, Payload] = field(default_factory=dict)
+    http: dict[str, Payload] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     allowed_warnings: tuple[str, ...] = ()
@@ -137,23 +140,26 @@ class ContractCase:
             written.append(path)
         return written
 
-    def make_options(self, home: Path) -> dict[str, Any]:
-        return {k: _subst(v, str(home)) for k, v in self.options.items()}
+    def make_options(self, home: Path, http_base: str = "") -> dict[str, Any]:
+        return {k: _subst(v, str(home), http_base) for k, v in self.options.items()}
+
+    def http_routes(self) -> dict[str, bytes]:
+        return {path: payload.load() for path, payload in self.http.items()}
 
     def payloads(self) -> list[Payload]:
         found: list[Payload] = []
         for spec in self.tools.values():
             found.extend([spec] if isinstance(spec, Payload) else spec.values())
-        return found + list(self.files.values())
+        return found + list(self.files.values()) + list(self.http.values())
 
 
-def _subst(value: Any, home: str) -> Any:
+def _subst(value: Any, home: str, http_base: str = "") -> Any:
     if isinstance(value, str):
-        return value.replace("{home}", home)
+        return value.replace("{home}", home).replace("{http}", http_base)
     if isinstance(value, list):
-        return [_subst(v, home) for v in value]
+        return [_subst(v, home, http_base) for v in value]
     if isinstance(value, dict):
-        return {k: _subst(v, home) for k, v in value.items()}
+        return {k: _subst(v, home, http_base) for k, v in value.items()}
     return value
 
 
@@ -208,6 +214,13 @@ CASES: dict[str, ContractCase] = {
         r"^cass (health|stats): unexpected field types, stored as NULL: .*'\[[A-Z_]+\]'",
         r"^cass timeline: reports 2 sessions but lists 1$",  # cass.md's example lists one of its two
     )),
+    # An HTTP API on the control node (no format note upstream: payloads follow its response models).
+    "cloud_benchmarker": ContractCase(
+        http={"/data/raw/": Payload("sample_data/upstream_templates/cloud_benchmarker.raw.reconstructed.json"),
+              "/data/overall/": Payload(
+                  "sample_data/upstream_templates/cloud_benchmarker.overall.reconstructed.json")},
+        options={"cloud_benchmarker_url": "{http}"},
+    ),
     "ntm": ContractCase(tools={"ntm": {"--robot-snapshot": Payload("ntm.snapshot.example.json"),
                                        "--robot-status": Payload("ntm.status.example.json")}}),
 }

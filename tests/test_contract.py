@@ -19,6 +19,7 @@ import pytest
 from collectors import registry
 from collectors.base import CollectContext, Collector, CollectResult, Limits
 from tests.contract_payloads import CASES, ContractCase, Payload, case_for
+from tests.http_server import serve
 from tests.toolbox import run_collector, toolbox_executor
 from workbench.store import Batch, Store
 from workbench.store.db import SchemaDriftError, check_columns
@@ -59,11 +60,17 @@ def check_contract(cls: type[Collector], case: ContractCase, root: Path, store: 
 
     Raises AssertionError naming the collector, table and columns on any breach.
     """
+    with serve(case.http_routes()) as http:
+        return _check_contract(cls, case, root, store, http.base)
+
+
+def _check_contract(cls: type[Collector], case: ContractCase, root: Path, store: Store, http_base: str
+                    ) -> dict[str, Any]:
     name = cls.name
     root.mkdir(parents=True, exist_ok=True)
     case.write_files(root)  # toolbox_executor makes `root` the machine's HOME
     ex = toolbox_executor(root, case.make_tools(), MACHINE)
-    opts = case.make_options(root)
+    opts = case.make_options(root, http_base)
 
     def collect(now: datetime, cursor: dict | None = None) -> CollectResult:
         return run_collector(cls(), ex, cursor=cursor, limits=Limits(timeout_s=20), now=now, options=dict(opts))

@@ -27,6 +27,7 @@ PAGES = [
     st.Page("pages/repos.py", title="Repos", icon=":material/folder_copy:", url_path="repositories"),
     st.Page("pages/beads.py", title="Beads", icon=":material/checklist:", url_path="issues"),
     st.Page("pages/buildfarm.py", title="Build farm", icon=":material/construction:", url_path="build-farm"),
+    st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:", url_path="host-benchmarks"),
     st.Page("pages/events.py", title="Events", icon=":material/bolt:", url_path="fleet-events"),
     st.Page("pages/collectors.py", title="Collectors", icon=":material/sync:", url_path="collector-runs"),
 ]

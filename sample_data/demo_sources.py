@@ -279,6 +279,7 @@ class Profile:
     sysmoni: str | None  # go | bash
     cass_stale_since: datetime | None
     mail: str | None = None  # the mcp_agent_mail server on this machine: rust | python
+    benchmarker: bool = False  # runs cloud_benchmarker's API (the control node)
 
     @property
     def mail_path(self) -> str | None:
@@ -290,9 +291,10 @@ class Profile:
         return None
 
     @property
-    def sqlite_sources(self) -> frozenset[str]:
+    def listed_sources(self) -> frozenset[str]:
         """Collectors without a CLI to probe that this machine is configured for (vc.toml `collectors`)."""
-        return frozenset({"mcp_agent_mail"} if self.mail_path else set())
+        return frozenset({"mcp_agent_mail"} if self.mail_path else set()) | (
+            {"cloud_benchmarker"} if self.benchmarker else set())
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -389,7 +391,7 @@ def profiles(world: DemoWorld) -> dict[str, Profile]:
         if k >= 0 and "br" in tools:
             beads = tuple(r["path"] for r in repos[: 2 if k % 3 == 0 else 1])
         out[m.machine_id] = Profile(m, k, frozenset(tools), tuple(accounts), tuple(vault), repos, beads,
-                                    sysmoni, stale, mail)
+                                    sysmoni, stale, mail, benchmarker=m.machine_id == bench_host(world))
     return out
 
 
@@ -1993,6 +1995,113 @@ def sqlite_answer(world: DemoWorld, prof: Profile, t: datetime, command: str) ->
     return "".join(out), 0, ""
 
 
+# ---------------- cloud_benchmarker ----------------
+BENCH_EVERY = timedelta(hours=6)  # upstream's PLAYBOOK_RUN_INTERVAL_IN_MINUTES default (360)
+BENCH_URL = "http://127.0.0.1:9999"
+# upstream's weights in its scoring script; latencies are lower-is-better.
+_BENCH_WEIGHTS = {"cpu_speed_test__events_per_second": 2.0, "fileio_test__reads_per_second": 1.0,
+                  "memory_speed_test__MiB_transferred": 2.0, "mutex_test__avg_latency": 0.5,
+                  "threads_test__avg_latency": 0.5}
+_BENCH_LOWER_BETTER = {"mutex_test__avg_latency", "threads_test__avg_latency"}
+
+
+def bench_host(world: DemoWorld) -> str:
+    """The control node that runs cloud_benchmarker: the db machine (the last machine in a tiny fleet)."""
+    db = [m for m in world.machines if m.role == "db"]
+    return (db[0] if db else world.machines[-1]).machine_id
+
+
+def _bench_runs(world: DemoWorld, t: datetime) -> list[datetime]:
+    first = world.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    n = int((t - first) / BENCH_EVERY)
+    runs = [first + i * BENCH_EVERY + timedelta(seconds=9 + (i * 7) % 11) for i in range(n + 1)]
+    return [r for r in runs if world.start <= r <= t]
+
+
+def bench_subscores(world: DemoWorld, m: DemoMachine, run: datetime) -> dict[str, float]:
+    """sysbench figures of one machine at one run: its hardware, noise, and what its episodes cost.
+
+    A load storm steals CPU from the benchmark (events/s and latencies suffer); a filling disk slows
+    random reads; the last agent machine is on an oversold host whose CPU share erodes over the last
+    two days, which only the benchmark shows.
+    """
+    k = int(run.timestamp()) // 60
+    quality = 0.75 + 0.5 * _u(world.seed, m.index, 40, 0)
+    cpu = min(m.cores, 4) * 980.0 * quality * (0.97 + 0.06 * _u(world.seed, m.index, 41, k))
+    fileio = (2600.0 if m.role in ("build", "db", "ci", "gpu") else 1500.0) * quality
+    fileio *= 0.95 + 0.1 * _u(world.seed, m.index, 42, k)
+    memory = 42000.0 * quality * (0.97 + 0.06 * _u(world.seed, m.index, 43, k))
+    mutex = 2.2 / quality * (0.95 + 0.1 * _u(world.seed, m.index, 44, k))
+    threads = 0.9 / quality * (0.95 + 0.1 * _u(world.seed, m.index, 45, k))
+    for ep in world.episodes:
+        if ep.machine_id != m.machine_id or not _active(ep, run):
+            continue
+        if ep.kind == "load_storm":
+            cpu, mutex, threads = cpu * 0.55, mutex * 1.8, threads * 2.1
+        elif ep.kind == "disk_filling":
+            fileio *= 0.6
+        elif ep.kind == "swap_thrash":
+            memory, fileio = memory * 0.7, fileio * 0.8
+    agents = [x for x in world.machines if x.role == "agents"]
+    if agents and m is agents[-1]:
+        erosion = min(1.0, max(0.0, (run - (world.end - timedelta(days=2))) / timedelta(days=2)))
+        cpu, threads = cpu * (1 - 0.45 * erosion), threads * (1 + 0.9 * erosion)
+    return {"cpu_speed_test__events_per_second": round(cpu, 2), "fileio_test__reads_per_second": round(fileio, 2),
+            "memory_speed_test__MiB_transferred": round(memory, 2), "mutex_test__avg_latency": round(mutex, 2),
+            "threads_test__avg_latency": round(threads, 2)}
+
+
+def bench_overall(subscores: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One run's overall score per host the way the benchmarker scores: each metric min-max scaled to
+    0..100 across the run's hosts (100 = best, a metric equal everywhere gives 50), weighted mean."""
+    total = sum(_BENCH_WEIGHTS.values())
+    out = {h: 0.0 for h in subscores}
+    for metric, weight in _BENCH_WEIGHTS.items():
+        vals = {h: s[metric] for h, s in subscores.items()}
+        lo, hi = min(vals.values()), max(vals.values())
+        for h, v in vals.items():
+            if hi == lo:
+                scaled = 50.0
+            elif metric in _BENCH_LOWER_BETTER:
+                scaled = (hi - v) / (hi - lo) * 100
+            else:
+                scaled = (v - lo) / (hi - lo) * 100
+            out[h] += scaled * weight / total
+    return {h: round(v, 4) for h, v in out.items()}
+
+
+_BENCH_PERIODS = {"last_7_days": 7, "last_30_days": 30, "last_year": 365}
+
+
+def cloud_benchmarker_api(world: DemoWorld, t: datetime, path: str) -> Answer:
+    """The benchmarker's FastAPI answer at time `t` for `/data/raw/` or `/data/overall/` (server in UTC)."""
+    endpoint, _, query = path.partition("?")
+    period = query.removeprefix("time_period=") if query else None
+    if endpoint not in ("/data/raw/", "/data/overall/"):
+        return '{"detail":"Not Found"}', 22, "curl: (22) The requested URL returned error: 404\n"
+    if period is not None and period not in _BENCH_PERIODS:
+        return json.dumps({"error": "Invalid time period"}), 0, ""
+    cutoff = t - timedelta(days=_BENCH_PERIODS[period]) if period else None
+    rows: list[dict[str, Any]] = []
+    row_id = 0
+    for run in _bench_runs(world, t):
+        subs = {m.machine_id: bench_subscores(world, m, run) for m in world.machines
+                if not world.silent(m.machine_id, run)}
+        overall = bench_overall(subs) if endpoint == "/data/overall/" else {}
+        for m in world.machines:
+            if m.machine_id not in subs:
+                continue  # unreachable during the run: the playbook skips hosts without results
+            row_id += 1
+            if cutoff is not None and run < cutoff:
+                continue
+            stamp = run.astimezone(UTC).replace(tzinfo=None).isoformat()
+            base = {"id": row_id, "datetime": stamp, "hostname": m.machine_id,
+                    "IP_address": f"10.20.{m.index // 250}.{m.index % 250 + 1}"}
+            rows.append({**base, **subs[m.machine_id]} if not overall
+                        else {**base, "overall_score": overall[m.machine_id]})
+    return json.dumps(rows, separators=(",", ":")), 0, ""
+
+
 # ---------------- the simulated machine ----------------
 _SIMPLE: dict[str, tuple[str, Callable[..., Any]]] = {
     "caut usage --json": ("caut", caut_usage),
@@ -2091,6 +2200,8 @@ class DemoExecutor(Executor):
         if argv[:1] == ["curl"]:
             if argv[-1] == _METRICS_URL and self.has("rch"):
                 return rch_metrics(w, p, t), 0, ""
+            if argv[-1].startswith(BENCH_URL + "/") and p.benchmarker:
+                return cloud_benchmarker_api(w, t, argv[-1][len(BENCH_URL):])
             return "", 7, ""  # nothing listening there
         return self._not_found(argv[0] if argv else command)
 
@@ -2182,7 +2293,8 @@ class DemoCollection:
         return b
 
 
-SIMULATED_FILE_SOURCES = ("mcp_agent_mail",)  # collectors without a CLI whose files the demo machines have
+# Collectors without a CLI that some demo machines are configured for (a mail database, an HTTP API).
+SIMULATED_FILE_SOURCES = ("mcp_agent_mail", "cloud_benchmarker")
 
 
 def tool_collectors() -> list[str]:
@@ -2231,7 +2343,7 @@ async def collect(world: DemoWorld, machine_ids: Sequence[str], times: Sequence[
             for cls in classes:
                 if cls.required_tool and report is not None and report.has(cls.required_tool) is False:
                     continue  # the daemon skips it too: the tool is not on this machine
-                if cls.required_tool is None and cls.name not in prof.sqlite_sources:
+                if cls.required_tool is None and cls.name not in prof.listed_sources:
                     continue  # a source without a CLI runs where vc.toml lists it, i.e. where its file is
                 c = cls()
                 gap = every.get(c.name)
@@ -2330,7 +2442,8 @@ HISTORY_CADENCE = timedelta(minutes=120)  # coarse over the history (12 machines
 # Incremental ones lose nothing by it (their next read catches up); the history's last moment runs all.
 HISTORY_EVERY: dict[str, timedelta] = {
     "afsc": timedelta(hours=6), "pt": timedelta(hours=4), "dcg": timedelta(hours=4),
-    "mcp_agent_mail": timedelta(hours=4), "cass": timedelta(hours=4), "beads": timedelta(hours=3)}
+    "mcp_agent_mail": timedelta(hours=4), "cass": timedelta(hours=4), "beads": timedelta(hours=3),
+    "cloud_benchmarker": timedelta(hours=6)}
 RECENT_CADENCE = timedelta(minutes=60)  # the last hours, where forecasts look
 RECENT_SPAN = timedelta(hours=6)
 LIVE_CADENCE = timedelta(minutes=10)  # the daemon's keep-alive

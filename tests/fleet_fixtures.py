@@ -20,6 +20,9 @@ What is fixed by construction (the tests assert it):
 - Tool availability: alpha has ALPHA_TOOLS, demo-01 DEMO_TOOLS, of CAPABILITY_TOOLS; ghost none.
 - dcg on alpha: a history.db (schema v5 DDL of dcg.md) with DCG_COMMANDS, and `dcg stats` printing
   the verbatim dcg.stats.example.json.
+- cloud_benchmarker, read on alpha (its control node): BENCH_RUNS of alpha, demo-01 and an outside
+  VPS; alpha's latest CPU figure is 40% under its usual (the one "slower" host), the VPS has a single
+  run (no baseline yet). Served by a real HTTP server on loopback, fetched by the real curl.
 - Agent mail on alpha: a Rust-server mail database (mcp_agent_mail.md's columns, integer µs times)
   with MAIL_MESSAGES to three agents and MAIL_RESERVATIONS, one of them held now.
 
@@ -44,6 +47,7 @@ from collectors.beads import BeadsCollector
 from collectors.caam import CaamCollector
 from collectors.capabilities import CapabilitiesCollector, CapabilityCache
 from collectors.caut import CautCollector
+from collectors.cloud_benchmarker import CloudBenchmarkerCollector
 from collectors.dcg import DcgCollector
 from collectors.executors.local import LocalExecutor
 from collectors.mcp_agent_mail import McpAgentMailCollector
@@ -52,10 +56,12 @@ from collectors.pt import PtCollector
 from collectors.rano import RanoCollector
 from collectors.rch import RchCollector
 from collectors.ru import RuCollector
+from tests.http_server import serve
 from tests.toolbox import SHARED_FORMATS, Tool, make_toolbox
 from workbench.store import Batch, Store
 
 ALPHA, DEMO = "alpha", "demo-01"
+TEMPLATES = Path(__file__).resolve().parents[1] / "sample_data" / "upstream_templates"
 
 CAUT_ACCOUNT = "codex:user@example.com"
 CAAM_ACCOUNT = "claude:alice@example.com"
@@ -102,6 +108,12 @@ MAIL_RESERVATIONS = (
     (2, 3, "docs/**", 100, -10, None),
     (3, 1, "tests/**", 60, 30, 20),
 )
+
+
+# cloud_benchmarker runs: (hours before t0, {host: cpu events/s}); other metrics stay at the template's.
+BENCH_VPS = "vps-fra-1"
+BENCH_RUNS = ((72, {ALPHA: 4000.0, DEMO: 3000.0}), (48, {ALPHA: 4100.0, DEMO: 3050.0}),
+              (24, {ALPHA: 3950.0, DEMO: 2980.0}), (6, {ALPHA: 2400.0, DEMO: 3010.0, BENCH_VPS: 3500.0}))
 
 
 @dataclass(frozen=True)
@@ -325,6 +337,21 @@ def _mail_db(path: Path, t0: datetime) -> None:
     con.close()
 
 
+def _bench_payloads(t0: datetime) -> tuple[str, str]:
+    """/data/raw/ and /data/overall/ answers: the template's row shape, re-based on t0 (naive UTC)."""
+    tmpl = json.loads((TEMPLATES / "cloud_benchmarker.raw.reconstructed.json").read_text())[0]
+    raw, overall = [], []
+    for hours, cpu in BENCH_RUNS:
+        stamp = (t0 - timedelta(hours=hours)).replace(tzinfo=None).isoformat()
+        lo, hi = min(cpu.values()), max(cpu.values())
+        for host, value in cpu.items():
+            base = {"id": len(raw) + 1, "datetime": stamp, "hostname": host, "IP_address": f"192.0.2.{len(raw) + 1}"}
+            raw.append({**tmpl, **base, "cpu_speed_test__events_per_second": value})
+            score = 50.0 if hi == lo else (value - lo) / (hi - lo) * 100
+            overall.append({**base, "overall_score": round(score, 2)})
+    return json.dumps(raw), json.dumps(overall)
+
+
 def _capability_tools(present: tuple[str, ...]) -> dict[str, Tool]:
     return {t: Tool(by_subcommand={"--version": f"{t} 1.2.3\n", "-V": f"{t} 1.2.3\n"}) for t in present}
 
@@ -381,6 +408,10 @@ def write_fleet(store: Store, root: Path, t0: datetime) -> FleetFacts:
           {"dcg_history_db": [str(dcg_db)]})
     _mail_db(mail_db, t0)
     c.run(McpAgentMailCollector(), root / "mail", ALPHA, {}, ago(1), {"mail_db_paths": [str(mail_db)]})
+
+    raw, overall = _bench_payloads(t0)
+    with serve({"/data/raw/": raw, "/data/overall/": overall}) as api:
+        c.run(CloudBenchmarkerCollector(), root / "bench", ALPHA, {}, ago(4), {"cloud_benchmarker_url": api.base})
 
     for machine, present in ((ALPHA, ALPHA_TOOLS), (DEMO, DEMO_TOOLS)):
         c.run(CapabilitiesCollector(CapabilityCache(ttl_s=0)), root / f"cap-{machine}", machine,

@@ -177,6 +177,7 @@ FLEET_PAGES = [
     ("Beads", "Beads", 4, 0, "beads_rust-lr74.3"),
     ("Build farm", "Build farm", 2, 2, "worker-b"),
     ("Events", "Events", 3, 2, "core.git:reset-hard"),
+    ("Benchmarks", "Benchmarks", 1, 2, "vps-fra-1"),
 ]
 
 

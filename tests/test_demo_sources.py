@@ -74,7 +74,7 @@ def test_every_tool_collector_has_rows_and_no_warnings(collection):
     warned = [(r.machine_id, r.collector, r.at.isoformat(), r.warnings)
               for r in collection.runs if r.warnings]
     assert warned == [], warned[:5]
-    names = registry.tool_collectors() + [n for n in ("mcp_agent_mail",) if n in registry.ALL]
+    names = registry.tool_collectors() + ["mcp_agent_mail", "cloud_benchmarker"]
     assert set(ds.tool_collectors()) == set(names)
     for name in names:
         with_rows = {r.machine_id for r in runs[name] if sum(r.rows.values())}
@@ -87,7 +87,8 @@ def test_every_tool_collector_has_rows_and_no_warnings(collection):
                   "net_events", "beads_issues", "beads_ready_snapshots", "beads_triage_snapshots",
                   "rch_status_snapshots", "rch_workers_snapshots", "rch_build_events", "rch_metrics",
                   "pt_plan_snapshots", "pt_findings", "afsc_status_snapshots", "afsc_installer_results",
-                  "sysmoni_snapshots", "sysmoni_top_processes", "machine_tool_capabilities"):
+                  "sysmoni_snapshots", "sysmoni_top_processes", "machine_tool_capabilities",
+                  "benchmark_subscores", "benchmark_overall_scores"):
         assert collection.rows.get(table), table
     assert {r.machine_id for r in runs["capabilities"]} == {m.machine_id for m in make_world().machines}
 
@@ -363,3 +364,25 @@ def test_keep_alive_runs_inside_the_daemons_event_loop(tmp_path):
     b = asyncio.run(cycle())
     assert b is not None and b.inserts.get("account_usage_snapshots")
     assert s.write(b).inserted["account_usage_snapshots"] > 0
+
+
+def test_benchmarks_cover_the_fleet_and_show_the_oversold_host(world, collection):
+    """One control node reads the benchmarker; every machine is benchmarked every 6 h; the last agent
+    machine's CPU share erodes over the last two days (only the benchmark shows it)."""
+    subs = pd.DataFrame(collection.rows["benchmark_subscores"])
+    assert set(subs["machine_id"]) == {ds.bench_host(world)}
+    assert set(subs["host"]) == {m.machine_id for m in world.machines}
+    overall = pd.DataFrame(collection.rows["benchmark_overall_scores"])
+    assert overall["overall_score"].between(0, 100).all()
+    per_run = overall.groupby("run_at")["overall_score"]
+    assert ((per_run.max() - per_run.min()) > 30).all()  # relative to the run's hosts: a wide spread
+    victim = [m for m in world.machines if m.role == "agents"][-1].machine_id
+    mine = overall[overall["host"] == victim].drop_duplicates("run_at").sort_values("run_at")["overall_score"]
+    assert mine.iloc[-1] < mine.iloc[0] - 10
+    cpu = subs[subs["host"] == victim].drop_duplicates("run_at").sort_values("run_at")["cpu_events_per_second"]
+    assert len(cpu) >= 4 and cpu.iloc[-1] < 0.7 * cpu.iloc[0]
+    calm = {m.machine_id for m in world.machines} - {e.machine_id for e in world.episodes} - {victim}
+    assert calm
+    steady = subs[subs["host"].isin(calm)].groupby("host")["cpu_events_per_second"]
+    assert ((steady.min() / steady.max()) > 0.9).all()  # only noise where nothing happens
+    assert not any(r.warnings for r in collection.runs if r.collector == "cloud_benchmarker")

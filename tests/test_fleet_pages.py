@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest.register_assert_rewrite("tests.ui_fixtures", "tests.fleet_fixtures")
@@ -36,7 +37,7 @@ pytest_plugins = ["tests.ui_fixtures"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
 FLEET_PAGES = ["pages/accounts.py", "pages/agents.py", "pages/repos.py", "pages/beads.py", "pages/buildfarm.py",
-               "pages/events.py"]
+               "pages/events.py", "pages/benchmarks.py"]
 
 
 def _run(at: AppTest) -> AppTest:
@@ -260,6 +261,38 @@ def test_buildfarm_page_workers_queue_and_builds(ui_db: UiDb) -> None:
     builds = _frame(at, "Build", "Result")
     assert builds["Build"].tolist() == sorted((b[0] for b in ff.BUILDS), reverse=True)
     assert builds[builds["Result"] == "failed"]["Build"].tolist() == [103]
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def test_benchmarks_page_names_the_slower_host(ui_db: UiDb) -> None:
+    at = _page("pages/benchmarks.py")
+    m = _metrics(at)
+    assert m["Hosts benchmarked"] == "3" and m["Slower than their own baseline"] == "1"
+    warnings = [str(w.value) for w in at.warning if "slower than its baseline" in str(w.value)]
+    assert warnings == [f"**{ff.ALPHA}** is slower than its baseline: CPU 40% under its usual. An oversold or "
+                        "noisy-neighbour host shows here before agents notice."]
+    table = _frame(at, "Host", "CPU vs usual").set_index("Host")
+    assert table.loc[ff.ALPHA, "State"] == "slower" and table.loc[ff.DEMO, "State"] == "as usual"
+    assert table.loc[ff.BENCH_VPS, "State"] == "no baseline yet"
+    assert pd.isna(table.loc[ff.BENCH_VPS, "CPU vs usual"])  # no earlier run: no ratio, not 100 %
+    usual = sorted(cpu[ff.ALPHA] for _, cpu in ff.BENCH_RUNS[:-1])[1]  # median of the earlier three
+    assert table.loc[ff.ALPHA, "CPU vs usual"] == pytest.approx(100 * 2400.0 / usual)
+    assert table.loc[ff.ALPHA, "Baseline runs"] == 3 and bool(table.loc[ff.ALPHA, "Fleet machine"])
+    assert not bool(table.loc[ff.BENCH_VPS, "Fleet machine"])
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_benchmarks_follow_the_focused_machine(ui_db: UiDb) -> None:
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    at.sidebar.selectbox[0].select(DEMO)
+    _run(at)
+    _page("pages/benchmarks.py", at)
+    at.toggle(key="vc_bench_only_focused").set_value(True)
+    _run(at)
+    assert _metrics(at)["Hosts benchmarked"] == "1"
+    assert _frame(at, "Host", "CPU vs usual")["Host"].tolist() == [ff.DEMO]
 
 
 # ---------------------------------------------------------------- tool availability

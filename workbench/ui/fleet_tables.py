@@ -281,6 +281,31 @@ def builds(b: pd.DataFrame) -> Table:
         "Started": st.column_config.DatetimeColumn("Started", format=_WHEN)}
 
 
+def benchmarks(b: pd.DataFrame) -> Table:
+    """From views.benchmarks.latest_vs_baseline: raw figures with each one's ratio to the host's baseline."""
+    def vs(col: str) -> pd.Series:
+        return b[f"{col}_ratio"] * 100
+
+    df = pd.DataFrame({
+        "Host": b["host"], "State": ["slower" if d else "as usual" if n else "no baseline yet"
+                                     for d, n in zip(b["degraded"], b["baseline_runs"], strict=True)],
+        "Run": b["run_at"], "CPU events/s": b["cpu_events_per_second"], "CPU vs usual": vs("cpu_events_per_second"),
+        "Disk reads/s": b["fileio_reads_per_second"], "Disk vs usual": vs("fileio_reads_per_second"),
+        "Memory MiB": b["memory_mib_transferred"], "Memory vs usual": vs("memory_mib_transferred"),
+        "Threads latency ms": b["threads_avg_latency_ms"], "Latency vs usual": vs("threads_avg_latency_ms"),
+        "Overall score": b["overall_score"], "Baseline runs": b["baseline_runs"],
+        "Fleet machine": b["in_fleet"],
+    })
+    pct = {"format": "%.0f%%"}
+    return _colour(df, "State", {"slower": "red", "as usual": "green", "no baseline yet": "gray"}), {
+        "Run": st.column_config.DatetimeColumn("Run", format=_WHEN),
+        "CPU vs usual": st.column_config.NumberColumn("CPU vs usual", **pct),
+        "Disk vs usual": st.column_config.NumberColumn("Disk vs usual", **pct),
+        "Memory vs usual": st.column_config.NumberColumn("Memory vs usual", **pct),
+        "Latency vs usual": st.column_config.NumberColumn("Latency vs usual", **pct),
+        "Overall score": st.column_config.NumberColumn("Overall score", format="%.1f")}
+
+
 def tool_grid(ta: pd.DataFrame, tools: list[str] | None = None) -> Table:
     """From views.collectors_fleet.tool_availability: machines as rows, tools as columns.
 

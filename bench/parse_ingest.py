@@ -8,7 +8,7 @@ event payloads one machine per repetition, and the rano export is replicated to 
 shifted timestamps (every line a new event). Prints rows, seconds and rows/s for parse only and for
 parse + write, and the share of the time the write takes.
 
-    .venv/bin/python bench/parse_ingest.py                 # ~20 s
+    .venv/bin/python bench/parse_ingest.py                 # ~30 s
     .venv/bin/python bench/parse_ingest.py --rano-lines 200000 --cycles 2000
 """
 
@@ -23,12 +23,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.toolbox` for the formats dir
 
-from collectors import beads, cass, ntm, rano, ru  # noqa: E402
+from collectors import beads, cass, cloud_benchmarker, ntm, rano, ru  # noqa: E402
 from collectors.beads import BeadsCollector  # noqa: E402
 from collectors.cass import CassCollector  # noqa: E402
+from collectors.cloud_benchmarker import CloudBenchmarkerCollector  # noqa: E402
 from collectors.ntm import NtmCollector  # noqa: E402
 from collectors.rano import RanoCollector  # noqa: E402
 from collectors.ru import RuCollector  # noqa: E402
@@ -115,6 +117,29 @@ def case_rano(lines: int) -> tuple[str, int, Callable[[], Rows]]:
     return f"rano export x{lines} lines (event)", len(text), run
 
 
+def benchmarker_history(hosts: int, days: int) -> str:
+    """cloud_benchmarker's /data/raw/ for `hosts` hosts benchmarked every 6 h over `days` days (the
+    whole-history answer of a first read), rows shaped like the reconstructed template."""
+    tmpl = json.loads((Path(__file__).resolve().parents[1] / "sample_data" / "upstream_templates"
+                       / "cloud_benchmarker.raw.reconstructed.json").read_text())[0]
+    rows = []
+    for run in range(days * 4):
+        stamp = (T0 + timedelta(hours=6 * run)).replace(tzinfo=None).isoformat()
+        rows += [{**tmpl, "id": len(rows) + 1, "datetime": stamp, "hostname": f"vps-{h:03d}"} for h in range(hosts)]
+    return json.dumps(rows)
+
+
+def case_benchmarker(hosts: int, days: int) -> tuple[str, int, Callable[[], Rows]]:
+    text = benchmarker_history(hosts, days)
+    stamp = CloudBenchmarkerCollector().stamp
+    utc = ZoneInfo("UTC")
+
+    def run() -> Rows:
+        parsed = cloud_benchmarker.parse_rows(json.loads(text), "raw", utc)[0]
+        return {"benchmark_subscores": [stamp("bench-0", **r) for r in parsed]}
+    return f"benchmarker {hosts} hosts x{days}d (event)", len(text), run
+
+
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     """Best of `repeat` (the least disturbed by the other processes on the machine)."""
     best, out = float("inf"), None
@@ -130,11 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=500, help="snapshot payloads: cycles simulated")
     ap.add_argument("--machines", type=int, default=500, help="br issues.jsonl: machines simulated")
     ap.add_argument("--rano-lines", type=int, default=50_000)
+    ap.add_argument("--bench-hosts", type=int, default=50, help="cloud_benchmarker: hosts in the history")
+    ap.add_argument("--bench-days", type=int, default=365, help="cloud_benchmarker: days of history")
     ap.add_argument("--repeat", type=int, default=3, help="parse-only repetitions (best is kept)")
     args = ap.parse_args(argv)
 
     cases = [case_ru(args.cycles), case_cass(args.cycles), case_ntm(args.cycles),
-             case_beads(args.machines), case_rano(args.rano_lines)]
+             case_beads(args.machines), case_rano(args.rano_lines), case_benchmarker(args.bench_hosts, args.bench_days)]
     print(f"{'payload':<34} {'bytes':>8} {'rows':>8} {'parse s':>8} {'parse rows/s':>13} "
           f"{'write s':>8} {'parse+write rows/s':>19} {'inserted':>9} {'write %':>8}")
     with tempfile.TemporaryDirectory(prefix="vc-bench-parse-") as tmp:

@@ -192,3 +192,56 @@ def test_parse_rows_filters_by_since():
     rows, warns = parse_rows(overall_rows(), "overall", ZoneInfo("UTC"),
                              since=datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
     assert warns == [] and {r["run_at"].hour for r in rows} == {12} and len(rows) == 2
+
+
+def test_daemon_cycles_over_real_ssh(tmp_path: Path):
+    """A control node reached over real sshd lists `cloud_benchmarker` in vc.toml: the daemon's cycle
+    curls the API on that machine, the second cycle asks only for the last 7 days and adds only the
+    new run, and a down API is a warning in collector_runs, not a failed cycle."""
+    from collectors.runner import Runner
+    from tests.sshd import SshdFleet, write_vc_toml
+    from workbench.config import load_config
+    from workbench.store import Store
+
+    shift = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1) - datetime(2026, 11, 30, 12)
+
+    def recent(rows: list[dict]) -> list[dict]:
+        """The template's runs moved to the last hours (the daemon's clock is the real one)."""
+        return [{**r, "datetime": (datetime.fromisoformat(r["datetime"]) + shift).isoformat()} for r in rows]
+
+    with serve({"/data/raw/": json.dumps(recent(raw_rows())), "/data/overall/": json.dumps(recent(overall_rows()))}
+               ) as api, SshdFleet(tmp_path / "sshd") as fleet:
+        srv = fleet.add("control")
+        block = fleet.machine_toml(srv, collectors=["probe", "cloud_benchmarker"])
+        block += f'[machines.options]\ncloud_benchmarker_url = "{api.base}"\n'
+        cfg = load_config(write_vc_toml(tmp_path / "vc.toml", [block], data_dir=tmp_path / "data"))
+        store = Store.from_config(cfg)
+        store.migrate()
+        runner = Runner(cfg, store)
+        runner.sync_machines()
+
+        def runs() -> tuple:
+            with store.raw_reader() as con:
+                return con.execute("SELECT status, rows_written, warnings FROM collector_runs WHERE "
+                                   "collector = 'cloud_benchmarker' ORDER BY started_at DESC LIMIT 1").fetchone()
+
+        first = runner.run_cycle()
+        assert not first.errors, first.errors
+        assert first.inserted.get("benchmark_subscores") == 4 and first.inserted.get("benchmark_overall_scores") == 4
+        assert runs()[:2] == ("ok", 8)
+
+        newer = {**raw_rows()[0], "id": 99, "datetime": datetime.now(UTC).replace(tzinfo=None).isoformat()}
+        api.set("/data/raw/", json.dumps(recent(raw_rows()) + [newer]))
+        api.requests.clear()
+        second = runner.run_cycle()
+        assert api.requests == ["/data/raw/?time_period=last_7_days", "/data/overall/?time_period=last_7_days"]
+        assert second.inserted.get("benchmark_subscores") == 1 and not second.inserted.get("benchmark_overall_scores")
+
+        api.set("/data/raw/", "Internal Server Error", status=500)
+        third = runner.run_cycle()
+        assert not third.errors
+        status, _, warnings = runs()
+        assert status in ("ok", "warning") and "HTTP error status" in str(warnings)
+        with store.raw_reader() as con:
+            assert con.execute("SELECT count(*) FROM benchmark_subscores WHERE machine_id = 'control'"
+                               ).fetchone()[0] == 5

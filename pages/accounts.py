@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from workbench.ui import charts, context, errors, filters, scope
 from workbench.ui import fleet_tables as ft
 from workbench.ui import format as fmt
 from workbench.views import accounts as va
+from workbench.views import forecast as fc
 from workbench.views import machines as vm
+
+COST_SPAN = timedelta(days=14)
 
 cfg, store = context.config(), context.store()
 f = filters.current(cfg.dashboard.default_window)
@@ -22,6 +27,7 @@ with errors.guarded(), store.reader() as con:
     totals = va.account_totals(con, now, machine_ids=in_view).execute().iloc[0]
     series = va.usage_series(con, start, end, machine_ids=in_view).execute()
     logins = va.account_logins(con, now, machine_ids=in_view).execute()
+    cost = fc.cost_per_day(con, machine_ids=in_view, since=(now - COST_SPAN).date()).execute()
 
 if usage.empty:
     errors.no_data()
@@ -53,6 +59,20 @@ else:
     st.plotly_chart(charts.snapshot_series(series, "series", "used_pct", f"Used % per account window, last {f.window}",
                                           "%", y_range=(0, 100), threshold=90, x_range=(start, end)),
                     key="vc_chart_usage_series")
+
+st.subheader(f"Spend per day (last {COST_SPAN.days} days)")
+if cost.empty:
+    errors.no_data()
+else:
+    today = cost[cost["day"].astype(str).str[:10] == now.date().isoformat()]["cost_usd"].sum()
+    days = cost.groupby("day")["cost_usd"].sum()
+    a, b = st.columns(2)
+    a.metric("Today so far", f"${today:,.2f}", border=True)
+    b.metric("Average per day", f"${days.mean():,.2f}", border=True, help=f"Over the {len(days)} day(s) with a report")
+    st.plotly_chart(charts.stacked_bars(cost.assign(day=cost["day"].astype(str).str[:10]), "day", "provider",
+                                        "cost_usd", "USD per day by provider", "USD"), key="vc_chart_cost")
+    st.caption("From `caut cost` on each machine (it adds up that machine's agent logs), summed over the "
+               "machines in view. Today's bar grows until the day ends.")
 
 st.subheader("Logins (caam)")
 if logins.empty:

@@ -442,6 +442,45 @@ def caut_usage(world: DemoWorld, prof: Profile, t: datetime) -> str:
     return _compact(env) + "\n"
 
 
+# What a fully busy day of one agent costs per provider (USD), and tokens bought per dollar; caut
+# adds these up from the agents' local logs, so each machine reports its own share.
+_COST_PER_BUSY_DAY = {"claude": 64.0, "codex": 28.0, "gemini": 11.0}
+_TOKENS_PER_USD = {"claude": 420_000, "codex": 380_000, "gemini": 900_000}
+_COST_MODELS = {"claude": ["claude-sonnet-4-5"], "codex": ["gpt-5-codex"], "gemini": ["gemini-2.5-pro"]}
+COST_DAYS = 7
+
+
+def caut_cost(world: DemoWorld, prof: Profile, t: datetime) -> str:
+    """`caut cost --json`: per provider of the machine's accounts, the last COST_DAYS days' running totals
+    (today's grows through the day), following the same activity curve as the usage windows."""
+    env = template("caut.cost.reconstructed.json")
+    minute = _minute(t)
+    today = minute - minute % 1440
+    share = 0.6 + 0.4 * _u(world.seed, prof.machine.index, CH_CAUT + 7, 0)
+    data = []
+    for provider in sorted({a.provider for a in prof.accounts}):
+        accts = [a for a in prof.accounts if a.provider == provider]
+        daily = []
+        for d in range(COST_DAYS - 1, -1, -1):
+            lo = today - d * 1440
+            if _at(lo + 1440) <= world.start:
+                continue
+            hi = min(lo + 1440, minute)
+            busy = sum(_integral(world.seed, a, lo, hi) for a in accts) / 1440
+            cost = round(busy * _COST_PER_BUSY_DAY[provider] * share, 2)
+            tokens = int(cost * _TOKENS_PER_USD[provider])
+            daily.append({"date": _at(lo).strftime("%Y-%m-%d"), "inputTokens": tokens // 20,
+                          "outputTokens": tokens // 12, "cacheReadTokens": tokens - tokens // 20 - tokens // 12,
+                          "totalTokens": tokens, "totalCost": cost, "modelsUsed": _COST_MODELS[provider]})
+        total = round(sum(x["totalCost"] for x in daily), 2)
+        data.append({"provider": provider, "source": "local", "updatedAt": _iso(t), "daily": daily,
+                     "last30DaysCostUsd": total, "totals": {"totalCost": total,
+                                                            "totalTokens": sum(x["totalTokens"] for x in daily)}})
+    env["generatedAt"] = _iso(t)
+    env["data"] = data
+    return _compact(env) + "\n"
+
+
 def _ns(minutes: int) -> int:
     return minutes * 60 * 1_000_000_000
 
@@ -2105,6 +2144,7 @@ def cloud_benchmarker_api(world: DemoWorld, t: datetime, path: str) -> Answer:
 # ---------------- the simulated machine ----------------
 _SIMPLE: dict[str, tuple[str, Callable[..., Any]]] = {
     "caut usage --json": ("caut", caut_usage),
+    "caut cost --json": ("caut", caut_cost),
     "caam status --json": ("caam", caam_status),
     "caam limits --format json": ("caam", caam_limits),
     "ru list --json": ("ru", ru_list),

@@ -200,7 +200,10 @@ CASES: dict[str, ContractCase] = {
         md="sysmoni.md", section=r"## A\. Go `sysmoni`", fixes=(("35.0,…]", "35.0]"),), one_line=True)}),
     "ru": ContractCase(tools={"ru": {"list": Payload("ru.list.example.json"),
                                      "status": Payload("ru.status.example.json")}}),
-    "caut": ContractCase(tools={"caut": Payload("caut.example.json")}),
+    "caut": ContractCase(tools={"caut": {
+        "usage": Payload("caut.example.json"),
+        "cost": Payload("sample_data/upstream_templates/caut.cost.reconstructed.json"),
+    }}),
     "caam": ContractCase(tools={"caam": {
         "status": Payload(md="caam.md", section=r"## 2\. `caam status"),
         "limits": Payload(md="caam.md", section=r"## 1\. `caam limits"),

@@ -189,6 +189,18 @@ def _caut_payload(t0: datetime, minutes: int, primary: float, secondary: float) 
     return json.dumps(p, indent=2)
 
 
+def _caut_cost(t0: datetime, minutes: int) -> str:
+    """The reconstructed `caut cost` payload with its days moved to the two days before t0 and today."""
+    env = json.loads((TEMPLATES / "caut.cost.reconstructed.json").read_text())
+    env["generatedAt"] = _iso(t0 - timedelta(minutes=minutes))
+    for p in env["data"]:
+        p["updatedAt"] = env["generatedAt"]
+        n = len(p["daily"])
+        for i, d in enumerate(p["daily"]):
+            d["date"] = (t0 - timedelta(days=n - 1 - i)).strftime("%Y-%m-%d")
+    return json.dumps(env)
+
+
 def _caam_payloads(t0: datetime) -> tuple[str, str]:
     status = md_json_block("caam.md", r"## 2\. `caam status")
     status["warnings"] = ["claude/alice@example.com: Warning - Token expires in 45 minutes"]
@@ -365,7 +377,8 @@ def write_fleet(store: Store, root: Path, t0: datetime) -> FleetFacts:
 
     for i, (machine, minutes, primary, secondary) in enumerate(CAUT_RUNS):
         c.run(CautCollector(), root / f"caut{i}", machine,
-              {"caut": Tool(stdout=_caut_payload(t0, minutes, primary, secondary))}, ago(minutes))
+              {"caut": Tool(by_subcommand={"usage": _caut_payload(t0, minutes, primary, secondary),
+                                           "cost": _caut_cost(t0, minutes)})}, ago(minutes))
     status, limits = _caam_payloads(t0)
     c.run(CaamCollector(), root / "caam", ALPHA, {"caam": Tool(by_subcommand={"status": status, "limits": limits})},
           ago(8))

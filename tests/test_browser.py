@@ -171,7 +171,7 @@ def test_every_page_renders_with_data(server: str, page: Page, tmp_path: Path) -
 
 # Fleet pages: (sidebar link, main heading, tables, charts, text the fixture puts in one of the tables).
 FLEET_PAGES = [
-    ("Accounts", "Accounts", 2, 2, "alpha, demo-01"),
+    ("Accounts", "Accounts", 2, 3, "alpha, demo-01"),
     ("Agents", "Agents", 5, 1, "corpus-session-1"),
     ("Repos", "Repos", 2, 0, "wezterm_automata"),
     ("Beads", "Beads", 4, 0, "beads_rust-lr74.3"),

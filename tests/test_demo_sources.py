@@ -88,7 +88,7 @@ def test_every_tool_collector_has_rows_and_no_warnings(collection):
                   "rch_status_snapshots", "rch_workers_snapshots", "rch_build_events", "rch_metrics",
                   "pt_plan_snapshots", "pt_findings", "afsc_status_snapshots", "afsc_installer_results",
                   "sysmoni_snapshots", "sysmoni_top_processes", "machine_tool_capabilities",
-                  "benchmark_subscores", "benchmark_overall_scores"):
+                  "benchmark_subscores", "benchmark_overall_scores", "account_cost_daily"):
         assert collection.rows.get(table), table
     assert {r.machine_id for r in runs["capabilities"]} == {m.machine_id for m in make_world().machines}
 
@@ -213,7 +213,7 @@ def test_machines_without_a_tool_get_no_rows_for_it(world, collection):
 
 def test_unknown_commands_exit_127(world):
     ex = ds.DemoExecutor(world, "demo-agents-01", END)
-    for cmd in ("ntm --robot-activity=x", "caut cost --json", "uptime", "rano export --format csv"):
+    for cmd in ("ntm --robot-activity=x", "caut cost --days 90", "uptime", "rano export --format csv"):
         res = asyncio.run(ex.run(cmd, timeout_s=5, max_bytes=1 << 20))
         assert res.exit_code != 0 and res.stdout == b"", cmd
 

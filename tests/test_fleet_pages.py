@@ -101,7 +101,11 @@ def test_accounts_page_merges_one_account_seen_from_two_machines(ui_db: UiDb) ->
     claude = table[table["Account"] == "alice@example.com"]
     assert claude["Used %"].tolist() == [42.0, 18.0] and set(claude["Tools"]) == {"caam"}
     assert all(r.startswith("in ") for r in table["Resets"])
-    assert len(at.get("plotly_chart")) == 2  # usage now, usage over time
+    assert len(at.get("plotly_chart")) == 3  # usage now, usage over time, spend per day
+    # caut cost on alpha and demo-01 (the template's days moved to t0-2 .. t0): machines add up, and
+    # alpha's two reports of a day count once (its latest).
+    per_day = [(18.42) * 2, (16.95 + 9.87) * 2, (6.73 + 3.44) * 2]
+    assert m["Average per day"] == f"${sum(per_day) / 3:,.2f}"
     logins = _frame(at, "Tool", "Logged in")
     assert logins[logins["Tool"] == "claude"]["Health"].tolist() == ["healthy"]
 

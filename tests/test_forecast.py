@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -287,9 +287,29 @@ def test_queue_growth_from_rch_metrics(store):
     assert forecasts(store, fc.queue_forecasts, now=NOW + timedelta(hours=2)).empty  # stale: nothing
 
 
-def test_no_cost_columns_means_no_cost(store):
+def cost_row(machine: str, provider: str, day: str, at_min: int, usd: float | None, tokens: int) -> dict:
+    return {"machine_id": machine, "provider": provider, "day": date.fromisoformat(day),
+            "reported_at": NOW - timedelta(minutes=at_min), "source": "caut", "source_version": "1",
+            "schema_version": 1, "total_cost_usd": usd, "total_tokens": tokens}
+
+
+def test_cost_per_day_latest_report_per_machine_summed_over_machines(store):
     with store.reader() as con:
-        assert fc.cost_per_day(con) is None
+        assert fc.cost_per_day(con).execute().empty  # nothing reported: no rows, not zeros
+    write(store, "account_cost_daily", [
+        cost_row("m1", "claude", "2026-09-01", 90, 10.0, 100), cost_row("m1", "claude", "2026-09-01", 30, 12.5, 150),
+        cost_row("m2", "claude", "2026-09-01", 20, 4.0, 40),  # another machine's own logs: adds up
+        cost_row("m1", "claude", "2026-08-31", 30, 20.0, 200), cost_row("m2", "codex", "2026-09-01", 20, 3.0, 30),
+        cost_row("m2", "codex", "2026-08-31", 20, None, 10),  # no figure: no row for that day
+    ])
+    with store.reader() as con:
+        got = fc.cost_per_day(con).execute()
+        only_m2 = fc.cost_per_day(con, machine_ids=["m2"]).execute()
+        recent = fc.cost_per_day(con, since=date(2026, 9, 1)).execute()
+    by = {(r.provider, str(r.day)[:10]): (r.cost_usd, r.tokens, r.machines) for r in got.itertuples()}
+    assert by == {("claude", "2026-08-31"): (20.0, 200, 1), ("claude", "2026-09-01"): (16.5, 190, 2),
+                  ("codex", "2026-09-01"): (3.0, 30, 1)}
+    assert only_m2["cost_usd"].sum() == 7.0 and {str(d)[:10] for d in recent["day"]} == {"2026-09-01"}
 
 
 # ------------------------------------------------------------------------------------------ the job

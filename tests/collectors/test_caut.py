@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,9 +36,17 @@ def readme(formats_dir: Path) -> str:
 
 
 def collect(tmp_path: Path, stdout: str | bytes, exit_code: int = 0, machine_id: str = "test-host"):
+    """`caut usage` only (cost off): the usage tests below."""
     tools = {"caut": Tool(stdout=stdout, exit_code=exit_code)}
     ex = toolbox_executor(tmp_path / machine_id, tools, machine_id)
-    return run_collector(CautCollector(), ex, now=NOW)
+    return run_collector(CautCollector(), ex, now=NOW, options={"caut_cost_every_minutes": 0})
+
+
+def collect_both(tmp_path: Path, usage: str | bytes, cost: str | bytes, now: datetime = NOW,
+                 cursor: dict | None = None, **options):
+    tools = {"caut": Tool(by_subcommand={"usage": usage, "cost": cost})}
+    ex = toolbox_executor(tmp_path, tools, "test-host")
+    return run_collector(CautCollector(), ex, now=now, cursor=cursor, options=options)
 
 
 def windows(result) -> dict[str, dict]:
@@ -177,3 +185,67 @@ def test_insert_and_reinsert(tmp_path, store, readme):
                           ).fetchall()
     assert [(g[0], g[1]) for g in got] == [("primary", 28.0), ("secondary", 59.0)]
     assert got[0][2] == datetime(2026, 1, 18, 14, 15, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- caut cost
+
+COST = (Path(__file__).resolve().parents[2] / "sample_data" / "upstream_templates"
+        / "caut.cost.reconstructed.json").read_text()
+
+
+def test_cost_days_per_provider(tmp_path, readme, store):
+    r = collect_both(tmp_path, readme, COST)
+    assert r.warnings == []
+    rows = {(x["provider"], x["day"].isoformat()): x for x in r.rows["account_cost_daily"]}
+    assert sorted(rows) == [("claude", "2026-01-16"), ("claude", "2026-01-17"), ("claude", "2026-01-18"),
+                            ("codex", "2026-01-17"), ("codex", "2026-01-18")]
+    c = rows[("claude", "2026-01-17")]
+    assert c["total_cost_usd"] == 16.95 and c["total_tokens"] == 8339342 and c["cache_read_tokens"] == 7340021
+    assert c["models_used"] == ["claude-sonnet-4-5", "claude-haiku-4-5"] and c["fetch_method"] == "local"
+    assert c["reported_at"] == datetime(2026, 1, 18, 12, 0, tzinfo=UTC)
+    assert rows[("codex", "2026-01-18")]["cache_creation_tokens"] is None  # not reported: NULL, not 0
+    assert len(r.rows[TABLE]) == 2  # usage still read
+    assert r.cursor["cost_at"] == NOW.isoformat() and r.cursor["cost_seen"]["codex|2026-01-18"] == [3.44, 1451569]
+    assert write(store, r).inserted["account_cost_daily"] == 5
+
+
+def test_cost_runs_every_n_minutes_and_writes_only_changed_days(tmp_path, readme):
+    first = collect_both(tmp_path / "a", readme, COST)
+    soon = collect_both(tmp_path / "b", readme, COST, now=NOW + timedelta(minutes=10), cursor=first.cursor)
+    assert "account_cost_daily" not in soon.rows and soon.cursor == first.cursor  # not due yet
+    grown = json.loads(COST)
+    grown["data"][0]["updatedAt"] = "2026-01-18T12:40:00Z"
+    grown["data"][0]["daily"][-1].update(totalCost=7.90, totalTokens=3900000)
+    later = collect_both(tmp_path / "c", readme, json.dumps(grown), now=NOW + timedelta(minutes=40),
+                         cursor=first.cursor)
+    (row,) = later.rows["account_cost_daily"]  # only today's claude figure moved
+    assert (row["provider"], row["day"].isoformat(), row["total_cost_usd"]) == ("claude", "2026-01-18", 7.90)
+    off = collect_both(tmp_path / "d", readme, COST, caut_cost_every_minutes=0)
+    assert "account_cost_daily" not in off.rows and off.warnings == []
+    bad = collect_both(tmp_path / "e", readme, COST, caut_cost_every_minutes="often")
+    assert any("caut_cost_every_minutes" in w for w in bad.warnings) and bad.rows["account_cost_daily"]
+
+
+@pytest.mark.parametrize("cost, expect", [
+    ("error: unknown command 'cost'", "not valid JSON"),
+    ('{"schemaVersion": "caut.v1", "command": "cost", "data": {"payloads": []}}', "`data` should be an array"),
+    ('{"schemaVersion": "caut.v2", "command": "cost", "data": []}', "unknown schemaVersion 'caut.v2'"),
+])
+def test_cost_bad_output_keeps_usage_and_retries(tmp_path, readme, cost: str, expect: str):
+    r = collect_both(tmp_path, readme, cost)
+    assert len(r.rows[TABLE]) == 2 and "account_cost_daily" not in r.rows
+    assert any(w.startswith("caut cost") and expect in w for w in r.warnings), r.warnings
+    assert "cost_at" not in r.cursor  # not marked done: the next cycle asks again
+
+
+def test_cost_bad_days_are_named(tmp_path, readme):
+    env = json.loads(COST)
+    env["data"][0]["daily"][0]["date"] = "16/01/2026"
+    env["data"][0]["daily"][1]["totalCost"] = "$16.95"
+    del env["data"][1]["updatedAt"]  # falls back to the envelope's generatedAt
+    r = collect_both(tmp_path, readme, json.dumps(env))
+    rows = {(x["provider"], x["day"].isoformat()): x for x in r.rows["account_cost_daily"]}
+    assert ("claude", "2026-01-16") not in rows and rows[("claude", "2026-01-17")]["total_cost_usd"] is None
+    assert rows[("codex", "2026-01-17")]["reported_at"] == datetime(2026, 1, 18, 12, 0, tzinfo=UTC)
+    (msg,) = [w for w in r.warnings if w.startswith("caut cost")]
+    assert "daily[0].date should be YYYY-MM-DD" in msg and "daily[1].totalCost" in msg

@@ -51,7 +51,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
 
@@ -834,26 +834,26 @@ def queue_forecasts(con: ibis.BaseBackend, now: datetime, *, queue_limit: float 
 # Cost
 # --------------------------------------------------------------------------------------------------
 
-# A cost figure per account and day, as caut's `cost` command reports it (daily[].totalCost, USD).
-# No migration carries one today; when a column of this name appears, cost_per_day uses it.
-COST_COLUMNS = ("cost_usd_day", "daily_cost_usd")
+def cost_per_day(con: ibis.BaseBackend, machine_ids: Sequence[str] | None = None,
+                 since: date | None = None) -> ir.Table:
+    """Spend per provider and day from `caut cost` (account_cost_daily); empty when nothing reported it.
 
-
-def cost_per_day(con: ibis.BaseBackend) -> ir.Table | None:
-    """Cost per provider and day, or None when the account tables carry no cost (nothing is estimated).
-
-    Per account and day the highest reported figure (several machines report the same account's
-    day; each report is the day's running total), then summed over accounts of the provider.
+    caut adds cost up from the agent logs of the machine it runs on, so machines add up: per machine,
+    provider and day the latest report (a day's figure is a running total), then the sum over
+    machines. Nothing is estimated: a day without a report has no row.
     """
-    u = con.table("account_usage_snapshots")
-    col = next((c for c in COST_COLUMNS if c in u.columns), None)
-    if col is None:
-        return None
-    u = u.filter(u[col].notnull())
-    day = u.collected_at.date()
-    per_account = u.group_by(["provider", "account_key", day.name("day")]).agg(cost=u[col].max())
-    return per_account.group_by(["provider", "day"]).agg(
-        cost_usd=per_account.cost.sum(), accounts=per_account.account_key.nunique()).order_by(["provider", "day"])
+    c = con.table("account_cost_daily")
+    if machine_ids is not None:
+        c = c.filter(c.machine_id.isin(list(machine_ids)))
+    if since is not None:
+        c = c.filter(c.day >= since)
+    c = c.filter(c.total_cost_usd.notnull())
+    last = c.group_by(["machine_id", "provider", "day"]).agg(_at=c.reported_at.max())
+    c = c.join(last, [c.machine_id == last.machine_id, c.provider == last.provider, c.day == last.day,
+                      c.reported_at == last._at])
+    return c.group_by(["provider", "day"]).agg(
+        cost_usd=c.total_cost_usd.sum(), tokens=c.total_tokens.sum(), machines=c.machine_id.nunique(),
+    ).order_by(["provider", "day"])
 
 
 def all_forecasts(con: ibis.BaseBackend, now: datetime) -> pd.DataFrame:

@@ -154,6 +154,9 @@ def test_robot_accounts_merges_an_account_seen_from_two_machines(fleet_cfg):
     claude = next(a for a in accounts if a["account_key"] == ff.CAAM_ACCOUNT)
     assert claude["machines"] == ["alpha"] and claude["plan_type"] == "max"
     assert {p["provider"] for p in doc["data"]["providers"]} == {"claude", "codex"}
+    cost = {(c["provider"], c["day"]): (c["cost_usd"], c["machines"]) for c in doc["data"]["cost_per_day"]}
+    assert len(cost) == 5 and sorted({m for _, m in cost.values()}) == [2]  # alpha and demo-01 add up
+    assert sorted(round(usd, 2) for usd, _ in cost.values()) == [6.88, 13.46, 19.74, 33.9, 36.84]
     assert doc["staleness"]["stale"] is False and doc["warnings"] == []
     broken = json.loads(r.stdout)
     broken["data"]["accounts"][0]["machines"] = []
@@ -162,6 +165,7 @@ def test_robot_accounts_merges_an_account_seen_from_two_machines(fleet_cfg):
     md = vc(fleet_cfg, "robot", "accounts", "--md").stdout
     assert md.startswith("# Accounts")
     assert "| codex | user@example.com | secondary | 57 | 59 |" in md and "| alpha, demo-01 | caut |" in md
+    assert "## Spend per day (caut cost)" in md and "| claude | 36.84 | 2 |" in md
 
 
 def test_robot_repos_lists_what_needs_a_look(fleet_cfg):

@@ -7,17 +7,21 @@ regrouped per account.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import pandas as pd
 
 from workbench.robot.envelope import envelope, to_jsonable
 from workbench.store import Store
 from workbench.views import accounts as va
+from workbench.views import forecast as fc
 from workbench.views import ops
 
 # Accounts are polled less often than machines; older than this and the figures may be wrong.
 STALE_AFTER_S = 1800.0
 HOT_PCT = 90.0
+COST_DAYS = timedelta(days=14)  # spend per provider and day (caut cost), most recent days
 _WINDOW_FIELDS = ("window_name", "used_pct", "max_used_pct", "remaining_pct", "window_minutes", "resets_at",
                   "resets_in_seconds", "reset_passed", "reset_description", "reported_at", "age_seconds",
                   "latest_machine", "machines", "sources", "error")
@@ -47,6 +51,10 @@ def build(store: Store, now: datetime, machine_ids: list[str] | None = None) -> 
         usage = to_jsonable(va.account_usage(con, now, machine_ids=machine_ids).execute().to_dict("records"))
         providers = va.provider_summary(con, now, machine_ids=machine_ids).execute().to_dict("records")
         poll = ops.poll_freshness(con, now).execute().to_dict("records")[0]
+        cost = fc.cost_per_day(con, machine_ids=machine_ids, since=(now - COST_DAYS).date()).execute()
+    cost_per_day = [{"provider": r["provider"], "day": str(r["day"])[:10], "cost_usd": round(float(r["cost_usd"]), 4),
+                     "tokens": None if pd.isna(r["tokens"]) else int(r["tokens"]),
+                     "machines": int(r["machines"])} for r in cost.to_dict("records")]
     accounts = _accounts(usage)
     warnings: list[str] = []
     if not accounts:
@@ -72,7 +80,8 @@ def build(store: Store, now: datetime, machine_ids: list[str] | None = None) -> 
         "poll_age_seconds": poll.get("age_seconds"),
         "stale": age is None or age > STALE_AFTER_S,
     }
-    return envelope({"accounts": accounts, "providers": providers}, staleness, warnings, now)
+    return envelope({"accounts": accounts, "providers": providers, "cost_per_day": cost_per_day},
+                    staleness, warnings, now)
 
 
 def to_markdown(doc: dict) -> str:
@@ -88,6 +97,11 @@ def to_markdown(doc: dict) -> str:
                          f"{', '.join(w.get('sources') or [])} |")
     if not doc["data"]["accounts"]:
         lines.append("| - | no data yet | | | | | | |")
+    if doc["data"]["cost_per_day"]:
+        lines += ["", "## Spend per day (caut cost)", "", "| day | provider | USD | machines |", "|---|---|---|---|"]
+        lines += [f"| {c['day']} | {c['provider']} | {c['cost_usd']:.2f} | {c['machines']} |"
+                  for c in sorted(doc["data"]["cost_per_day"], key=lambda c: (c["day"], c["provider"]),
+                                  reverse=True)]
     return "\n".join(lines + [f"- warning: {w}" for w in doc["warnings"]]) + "\n"
 
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from collectors.base import CollectContext, Collector, CollectResult
+from collectors.cli_json import strip_ansi
 from collectors.executors.base import CommandResult, Executor
 
 TABLE = "machine_tool_capabilities"
@@ -50,7 +51,6 @@ _FLAG_RE = re.compile(r"^-{1,2}[A-Za-z][A-Za-z0-9-]*$")
 # A version token stands alone (after a space, "(" or "v") so dates and timestamps in junk lines
 # (12:30:00.123Z) are not mistaken for one.
 _VERSION_RE = re.compile(r"(?:^|[\s(v])(\d+\.\d+(?:\.\d+)*[a-z]?(?:[-+][0-9A-Za-z.+-]+)?)(?=$|[\s,;)])")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class ToolCapability(NamedTuple):
@@ -92,7 +92,7 @@ def capability_command(tools: Iterable[str], version_flags: Mapping[str, str] | 
 
 def extract_version(line: str) -> str | None:
     """The version token of a `--version` line ("git version 2.39.5" -> "2.39.5"), or None."""
-    line = _ANSI_RE.sub("", line).strip()[:200]
+    line = strip_ansi(line).strip()[:200]
     if not line or line[0] in "{[<":  # a tool that ignored the flag and printed its payload
         return None
     m = _VERSION_RE.search(line)
@@ -110,7 +110,7 @@ def parse_capabilities(text: str) -> dict[str, ToolCapability]:
         lines = lines[:-1]
     out: dict[str, ToolCapability] = {}
     for raw in lines:
-        line = _ANSI_RE.sub("", raw)
+        line = strip_ansi(raw)
         if not line.startswith(MARK + "\t"):
             continue
         parts = line.split("\t")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from collectors.cli_json import strip_ansi
+
 if TYPE_CHECKING:
     from collectors.executors.base import Executor
 
@@ -191,11 +193,6 @@ async def read_new_lines(executor: Executor, path: str, cursor: dict[str, Any] |
 
 # ---------- decoders shared by the tailing and command collectors ----------
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def extract_json(text: str) -> tuple[Any, str | None]:

@@ -1,5 +1,6 @@
-"""DESIGN's multi-process discipline, for real: `vc daemon` writes every second for 30 s while
-another process reads through the views and writes acks. Nobody sees a lock error, nothing is lost."""
+"""DESIGN's multi-process discipline, for real: `vc daemon` writes every second while another process
+reads through the views and writes acks, until both have overlapped for MIN_ROUNDS rounds. Nobody
+sees a lock error, nothing is lost."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ READER = textwrap.dedent("""
     from workbench.store import Batch, Store
     from workbench.views import health, machines, ops
 
+    from pathlib import Path
+
     cfg = load_config(sys.argv[1])
     store = Store.from_config(cfg, writer_name="reader-acker")
-    deadline = time.monotonic() + float(sys.argv[2])
+    stop = Path(sys.argv[2])
+    deadline = time.monotonic() + float(sys.argv[3])
     stats = {"reads": 0, "acks": 0, "errors": [], "spooled_acks": 0, "max_rows_seen": 0}
     i = 0
-    while time.monotonic() < deadline and i < 10000:
+    # At least MIN_ROUNDS rounds, then until the test says the daemon has done enough cycles.
+    while time.monotonic() < deadline and i < 10000 and (i < MIN_ROUNDS or not stop.exists()):
         i += 1
         now = datetime.now(UTC)
         try:
@@ -51,6 +56,14 @@ READER = textwrap.dedent("""
 """)
 
 
+MIN_ROUNDS = 10  # reader rounds and daemon cycles that must overlap (counts, not a speed check)
+HARD_LIMIT_S = 240  # bounds the test if the daemon stalls; reaching it fails the test with the log
+
+
+def _cycles(log: Path) -> list[str]:
+    return re.findall(r"^cycle (\w+): \d+ runs", log.read_text(errors="replace"), flags=re.M)
+
+
 @pytest.mark.integration
 def test_daemon_and_reader_share_the_file(tmp_path: Path):
     cfg = tmp_path / "vc.toml"
@@ -68,25 +81,35 @@ def test_daemon_and_reader_share_the_file(tmp_path: Path):
     """))
     base = [sys.executable, "-m", "workbench.cli", "--config", str(cfg)]
     subprocess.run([*base, "db", "migrate"], check=True, capture_output=True, timeout=60)
-    daemon = subprocess.Popen([*base, "daemon"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.0)
-        reader = subprocess.run([sys.executable, "-c", READER, str(cfg), "30"], capture_output=True, text=True,
-                                timeout=120)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        d_out, d_err = daemon.communicate(timeout=60)
-    assert reader.returncode == 0, reader.stderr
-    stats = json.loads(reader.stdout.strip().splitlines()[-1])
+    log, stop = tmp_path / "daemon.log", tmp_path / "stop-reading"
+    with log.open("w") as err:
+        daemon = subprocess.Popen([*base, "daemon"], stderr=err, stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.0)
+            reader = subprocess.Popen([sys.executable, "-c", READER.replace("MIN_ROUNDS", str(MIN_ROUNDS)), str(cfg),
+                                       str(stop), str(HARD_LIMIT_S)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            # Both sides keep going until the daemon has written MIN_ROUNDS cycles while the reader reads.
+            until = time.monotonic() + HARD_LIMIT_S
+            while len(_cycles(log)) < MIN_ROUNDS + 1 and reader.poll() is None and time.monotonic() < until:
+                time.sleep(0.5)
+            stop.touch()
+            r_out, r_err = reader.communicate(timeout=HARD_LIMIT_S)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            d_out, _ = daemon.communicate(timeout=60)
+    d_err = log.read_text(errors="replace")
+    assert reader.returncode == 0, r_err
+    stats = json.loads(r_out.strip().splitlines()[-1])
     assert stats["errors"] == []
     # Enough activity on both sides to have overlapped many times (not a speed check).
-    assert stats["reads"] >= 10 and stats["acks"] == stats["reads"]
+    assert stats["reads"] >= MIN_ROUNDS and stats["acks"] == stats["reads"]
     assert daemon.returncode == 0, d_err
     assert "Traceback" not in d_err and "lock" not in d_err.lower()
     assert "job failed" not in d_err  # anomaly, health and forecast jobs ran after cycles without error
     assert d_out == ""  # the daemon prints nothing on stdout: it is not a data command
-    cycles = re.findall(r"^cycle (\w+): \d+ runs", d_err, flags=re.M)
-    assert len(cycles) >= 10, d_err[-2000:]
+    cycles = _cycles(log)
+    assert len(cycles) >= MIN_ROUNDS, f"the daemon did {len(cycles)} cycles in {HARD_LIMIT_S}s: {d_err[-2000:]}"
     assert "(spooled)" not in d_err or not list((tmp_path / "data" / "spool").glob("*"))
     with duckdb.connect(str(tmp_path / "data" / "vc.duckdb"), read_only=True) as con:
         stored_cycles = {r[0] for r in con.execute("SELECT DISTINCT cycle_id FROM collector_runs").fetchall()}

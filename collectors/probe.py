@@ -2,6 +2,10 @@
 
 It is the fallback that always runs on remote machines, so it must survive anything: each section
 parses on its own and a broken section costs only its own fields (with a warning).
+
+The `vmstat` section is only the `oom_kill` line of /proc/vmstat (grep, not the ~190-line file):
+the kernel's cumulative OOM-kill count, which kernels before 4.13 do not have. An empty section
+leaves `oom_kill_total` NULL (unknown), never 0.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collectors import probe_parsers as pp
 from collectors.base import CollectContext, Collector, CollectResult
 from collectors.rates import busy_pct, counter_rate
 
-SECTIONS = ("loadavg", "meminfo", "uptime", "nproc", "df", "free", "stat", "netdev")
+SECTIONS = ("loadavg", "meminfo", "uptime", "nproc", "df", "free", "stat", "netdev", "vmstat")
 _MARK = "__VC_SECTION__"
 
 PROBE_COMMAND = "; ".join(
@@ -26,6 +30,7 @@ PROBE_COMMAND = "; ".join(
         ("free", "free -b"),
         ("stat", "head -1 /proc/stat"),
         ("netdev", "cat /proc/net/dev"),
+        ("vmstat", "grep -E '^oom_kill ' /proc/vmstat"),
     )
 )
 
@@ -97,6 +102,9 @@ def parse_probe(machine_id: str, text: str, ts, cursor: dict[str, Any] | None,
         p = prev.get("net")
         sample["net_rx_bps"] = counter_rate(p[0] if p else None, rx, dt)
         sample["net_tx_bps"] = counter_rate(p[1] if p else None, tx, dt)
+    oom = attempt("vmstat", pp.parse_vmstat_oom_kill)
+    if oom is not None:
+        sample["oom_kill_total"] = oom
 
     rows: dict[str, list[dict]] = {"sys_samples": [stamp(machine_id, **sample)]}
     df = attempt("df", lambda t: pp.parse_df(t))

@@ -192,6 +192,22 @@ def parse_proc_stat_cpu(text: str) -> tuple[int, int]:
     raise ProbeParseError("/proc/stat: no aggregate cpu line")
 
 
+def parse_vmstat_oom_kill(text: str) -> int | None:
+    """The `oom_kill` counter of /proc/vmstat: processes the OOM killer killed since boot.
+
+    None when the text has no such line: kernels before 4.13 do not count OOM kills, and a count
+    that is unknown must stay unknown (NULL), never read as 0 ("no kills"). A line that is there
+    but not a count is an error, so a garbled read is not mistaken for an old kernel.
+    """
+    for ln in strip_ansi(text).splitlines():
+        parts = ln.split()
+        if parts and parts[0] == "oom_kill":
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ProbeParseError(f"/proc/vmstat: oom_kill is not a count: {ln.strip()[:80]!r}")
+            return int(parts[1])
+    return None
+
+
 def parse_net_dev(text: str) -> dict[str, tuple[int, int]]:
     """Interface → (rx_bytes, tx_bytes), loopback excluded."""
     out: dict[str, tuple[int, int]] = {}

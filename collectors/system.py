@@ -3,6 +3,10 @@
 psutil only sees the machine it runs on, so this collector is local-only; remote machines get the
 same tables from the basic probe. Counter-based rates (network) keep their last reading in the
 cursor so a daemon restart does not produce a spike or a gap.
+
+The kernel's OOM-kill counter (`oom_kill` in /proc/vmstat, Linux >= 4.13) is read from the file
+directly: psutil does not expose it. It is stored as the cumulative count (`oom_kill_total`); the
+alert rule turns it into kills per hour. A kernel without the line leaves it NULL, never 0.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ import asyncio
 import os
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from collectors import probe_parsers as pp
 from collectors.base import CollectContext, Collector, CollectResult
 from collectors.rates import busy_pct, counter_rate
+
+VMSTAT = Path("/proc/vmstat")
 
 # Filesystems that never fill in a way a person can act on.
 _SKIP_FSTYPES = {
@@ -97,7 +105,29 @@ def _cpu_jiffies() -> tuple[float, float]:
     return total - idle, total
 
 
-def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: int, stamp) -> CollectResult:
+def oom_kill_total(path: Path = VMSTAT) -> tuple[int | None, str | None]:
+    """The OOM-kill counter of `path` (a /proc/vmstat), and a warning when the file is unusable.
+
+    (None, None) on a kernel without the line or a system without /proc (not Linux): unknown, which
+    is not a problem worth a warning on every sample. An unreadable file or a garbled line is
+    (None, warning).
+    """
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path}: {exc.__class__.__name__}"
+    try:
+        return pp.parse_vmstat_oom_kill(text), None
+    except pp.ProbeParseError as exc:
+        return None, str(exc)
+
+
+def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: int, stamp,
+           vmstat: Path = VMSTAT) -> CollectResult:
+    """One system sample of this machine; `vmstat` is where the OOM counter is read (tests point it
+    at a recorded file to play a kernel without the counter)."""
     result = CollectResult()
     prev = cursor or {}
     cpu_now = _cpu_jiffies()
@@ -113,6 +143,9 @@ def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: 
     tx = sum(v.bytes_sent for k, v in net.items() if k != "lo")
     dt = ts.timestamp() - prev["ts"] if "ts" in prev else None
     p_net = prev.get("net")
+    oom, oom_warn = oom_kill_total(vmstat)
+    if oom_warn:
+        result.warnings.append(oom_warn)
     result.add("sys_samples", stamp(
         machine_id, ts=ts, cpu_pct=float(cpu_pct), cpu_count=psutil.cpu_count() or os.cpu_count(),
         load1=load1, load5=load5, load15=load15,
@@ -120,7 +153,7 @@ def sample(machine_id: str, ts: datetime, cursor: dict[str, Any] | None, n_top: 
         swap_total_bytes=sw.total, swap_used_bytes=sw.used,
         net_rx_bps=counter_rate(p_net[0] if p_net else None, rx, dt),
         net_tx_bps=counter_rate(p_net[1] if p_net else None, tx, dt),
-        uptime_seconds=time.time() - psutil.boot_time(),
+        uptime_seconds=time.time() - psutil.boot_time(), oom_kill_total=oom,
     ))
     fs_rows, fs_warn = filesystems(machine_id, ts, stamp)
     result.extend("sys_filesystems", fs_rows)

@@ -31,6 +31,9 @@ from workbench.views import ops
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
+# Rules shipped disabled ("needs source X") until their sources were added, now enabled.
+WAITED_FOR_A_SOURCE = {"oom_kills", "inotify_near_limit", "dcg_denies_high", "dcg_new_critical_rule",
+                       "mail_urgent_unread", "mail_ack_overdue", "ratelimit_eta_low"}
 RULE_TESTS = REPO / "tests" / "rules"
 
 
@@ -72,22 +75,53 @@ def test_shipped_rules_load_and_cover_the_asked_for_signals():
             # sources on tables the fleet collectors already fill
             "rch_queue_high", "rch_no_workers", "cass_index_stale", "dirty_repos",
             # the anomaly detector's table
-            "anomaly_score_high"} == enabled
+            "anomaly_score_high",
+            # the kernel's OOM counter (sys_samples), sysmoni's inotify figures, dcg and agent-mail
+            # history sampled at their collections, and the rate-limit forecasts
+            } | WAITED_FOR_A_SOURCE == enabled
     disabled = {r.id: r for r in every if not r.enabled}
-    assert set(disabled) == {"oom_kills", "inotify_near_limit", "dcg_denies_high", "dcg_new_critical_rule",
-                             "mail_urgent_unread", "mail_ack_overdue", "ratelimit_eta_low"}
-    for r in disabled.values():
-        assert r.source not in sources.REGISTRY, f"{r.id}: its source exists now; enable it and test it"
-    # Each disabled rule says which source it waits for, right above it.
+    assert disabled == {}
+    for r in every:
+        assert r.source in sources.REGISTRY, r.id
+    # A rule left disabled says which source it waits for, right above it; one that got its source
+    # says why it is there instead (and no longer that it waits).
     lines = DEFAULT_RULES.read_text().splitlines()
     for rid, r in disabled.items():
         at = lines.index(f"  - id: {rid}")
         assert f"needs source {r.source}" in lines[at - 1] or f"needs source {r.source}" in lines[at - 2], rid
+    for rid in WAITED_FOR_A_SOURCE:
+        at = lines.index(f"  - id: {rid}")
+        assert lines[at - 1].startswith("  # ") and "needs source" not in lines[at - 1], rid
     load = next(r for r in every if r.id == "load_high")
     assert (load.kind, load.condition.op, load.condition.value, load.for_) == ("threshold", ">", 1.5,
                                                                               timedelta(minutes=10))
     silent = next(r for r in every if r.id == "machine_silent")
     assert silent.condition.value == 600.0  # "10m" read as seconds
+    by_id = {r.id: r for r in every}
+    oom = by_id["oom_kills"]  # a counter: kills per hour over the last hour, at once
+    assert (oom.kind, oom.window, oom.per, oom.condition.op, oom.condition.value, oom.for_) == (
+        "rate", timedelta(hours=1), timedelta(hours=1), ">", 0.0, timedelta(0))
+    new = by_id["dcg_new_critical_rule"]
+    assert (new.kind, new.condition.op, new.window, new.history) == ("pattern", "new", timedelta(hours=1),
+                                                                    timedelta(days=7))
+    assert by_id["ratelimit_eta_low"].condition.value == 1800.0  # "30m" read as seconds
+    assert by_id["ratelimit_eta_low"].dedupe_fields == ["machine_id", "account_key"]
+
+
+def test_critical_dcg_rule_regex_picks_dcgs_critical_core_rules():
+    """dcg's history does not store severity; the shipped regex is the critical rules of its core packs."""
+    rx = next(r for r in load_rules() if r.id == "dcg_new_critical_rule").regex
+    critical = ["core.git:reset-hard", "core.git:clean-force", "core.git:push-force-long", "core.git:push-force-short",
+                "core.git:stash-clear", "core.filesystem:rm-rf-root-home", "core.filesystem:rm-r-f-separate-root-home",
+                "core.filesystem:find-delete-root-home", "core.filesystem:dd-overwrite-root-home",
+                "core.filesystem:credential-file-write", "core.filesystem:git-internals-write",
+                "core.filesystem:fork-bomb", "core.filesystem:cp-sensitive-then-delete"]
+    high_or_less = ["core.git:reset-merge", "core.git:checkout-discard", "core.git:branch-force-delete",
+                    "core.git:stash-drop", "core.filesystem:rm-rf-general", "core.filesystem:rm-r-f-separate",
+                    "core.filesystem:redirect-truncate-dynamic-path", "core.git", "coreXgit:reset-hard",
+                    "core.git:reset-hard-ish", "database.postgresql:drop-table"]
+    assert [c for c in critical if not rx.search(c)] == []
+    assert [c for c in high_or_less if rx.search(c)] == []
 
 
 def test_every_enabled_shipped_rule_has_a_passing_rules_test():

@@ -9,7 +9,10 @@ import pytest
 
 from collectors import probe_parsers as pp
 from collectors.base import Collector
-from collectors.probe import parse_probe, split_sections
+from collectors.executors.local import LocalExecutor
+from collectors.probe import ProbeCollector, parse_probe, split_sections
+from tests.toolbox import run_collector
+from workbench.store import Batch
 
 REC = Path(__file__).resolve().parents[1] / "sample_data" / "probe"
 
@@ -131,6 +134,28 @@ def test_nproc():
         pp.parse_nproc("zero")
 
 
+def test_vmstat_oom_kill_recorded():
+    full = rec("vmstat.txt")
+    line = next(ln for ln in full.splitlines() if ln.startswith("oom_kill "))
+    assert pp.parse_vmstat_oom_kill(full) == int(line.split()[1])
+    # the probe's section is only that line (grep), and the same number
+    assert pp.parse_vmstat_oom_kill(rec("vmstat_oom_kill.txt")) == int(line.split()[1])
+    assert pp.parse_vmstat_oom_kill("\x1b[1moom_kill 12\x1b[0m\r\n") == 12
+
+
+def test_vmstat_without_oom_kill_is_unknown():
+    """Kernels before 4.13 have no oom_kill line: unknown (None), never 0."""
+    old = "\n".join(ln for ln in rec("vmstat.txt").splitlines() if not ln.startswith("oom_kill "))
+    assert pp.parse_vmstat_oom_kill(old) is None
+    assert pp.parse_vmstat_oom_kill("") is None
+
+
+@pytest.mark.parametrize("bad", ["oom_kill", "oom_kill -1", "oom_kill 1.5", "oom_kill 3 4"])
+def test_vmstat_garbled_oom_kill(bad):
+    with pytest.raises(pp.ProbeParseError, match="oom_kill"):
+        pp.parse_vmstat_oom_kill(bad)
+
+
 class _Probe(Collector):
     name = "probe"
 
@@ -149,6 +174,48 @@ def test_full_probe_recorded_output():
     assert s["cpu_pct"] is None  # one reading: no rate yet
     assert [f["mount"] for f in rows["sys_filesystems"]] == ["/"]
     assert set(cursor) == {"ts", "cpu", "net"}
+    assert s["oom_kill_total"] == pp.parse_vmstat_oom_kill(rec("vmstat_oom_kill.txt"))
+
+
+def test_probe_on_a_kernel_without_the_oom_counter(store):
+    """An empty vmstat section (grep found no oom_kill line) leaves the column NULL, with no warning."""
+    text = rec("full_probe.txt")
+    old = text.replace(split_sections(text)["vmstat"], "")
+    ts = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    rows, _, warnings = parse_probe("old", old, ts, None, _Probe().stamp)
+    assert warnings == [] and "oom_kill_total" not in rows["sys_samples"][0]
+    new, _, _ = parse_probe("new", text, ts, None, _Probe().stamp)
+    b = Batch()
+    b.add_rows("sys_samples", rows["sys_samples"] + new["sys_samples"])
+    assert store.write(b).inserted["sys_samples"] == 2
+    with store.raw_reader() as con:
+        got = con.execute("SELECT machine_id, oom_kill_total FROM sys_samples ORDER BY machine_id").fetchall()
+    assert got == [("new", 0), ("old", None)]
+
+
+def test_probe_garbled_oom_counter_costs_only_itself():
+    text = rec("full_probe.txt")
+    broken = text.replace(split_sections(text)["vmstat"], "oom_kill \x1b[31m?\x1b[0m")
+    rows, _, warnings = parse_probe("m1", broken, datetime.now(UTC), None, _Probe().stamp)
+    s = rows["sys_samples"][0]
+    assert "oom_kill_total" not in s and s["mem_total_bytes"] > 0
+    assert len(warnings) == 1 and "oom_kill" in warnings[0]
+
+
+def test_probe_command_on_this_machine_reads_the_oom_counter():
+    """The real probe command through the LocalExecutor: its vmstat section is this kernel's counter."""
+    proc = Path("/proc/vmstat")
+    if not proc.exists():
+        pytest.skip("no /proc/vmstat on this machine")
+    before = pp.parse_vmstat_oom_kill(proc.read_text())
+    res = run_collector(ProbeCollector(), LocalExecutor("local"))
+    after = pp.parse_vmstat_oom_kill(proc.read_text())
+    s = res.rows["sys_samples"][0]
+    assert res.warnings == []
+    if before is None:
+        assert "oom_kill_total" not in s
+    else:
+        assert before <= s["oom_kill_total"] <= after
 
 
 def test_probe_second_reading_gives_rates():

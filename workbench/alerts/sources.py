@@ -231,3 +231,153 @@ def anomaly_score(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.T
     a = con.table("anomalies")
     a = a.filter((a.ts >= start) & (a.ts <= end) & (a.detector == "robust_seasonal"))
     return a.select("machine_id", "metric", "ts", value=a.score.cast("float64"))
+
+
+# ---------------------------------------------------------------- the kernel, via system samples
+
+@source("oom_kills", table="sys_samples", unit="kills",
+        description="The kernel's cumulative OOM-kill count (/proc/vmstat oom_kill; 0 again after a reboot). "
+                    "A counter: rules read it with kind rate. Kernels without it (< 4.13) have no series.")
+def oom_kills(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    s = con.table("sys_samples")
+    s = s.filter((s.ts >= start) & (s.ts <= end) & s.oom_kill_total.notnull())
+    return s.select("machine_id", "ts", value=s.oom_kill_total.cast("float64"))
+
+
+@source("inotify_watches_used_pct", table="sysmoni_snapshots", unit="%",
+        description="inotify watches in use (sysmoni NrWatches) as a percentage of fs.inotify.max_user_watches. "
+                    "The limit is per user and the count machine-wide: exact on the usual one-user agent box, "
+                    "an overestimate where several users hold watches.")
+def inotify_watches_used_pct(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    s = con.table("sysmoni_snapshots")
+    s = s.filter((s.ts >= start) & (s.ts <= end) & s.inotify_nr_watches.notnull()
+                 & (s.inotify_max_user_watches > 0))
+    pct = 100.0 * s.inotify_nr_watches / s.inotify_max_user_watches
+    return s.select("machine_id", "ts", value=pct.cast("float64"))
+
+
+# ---------------------------------------------------------------- event and state tables, per collection
+#
+# dcg decisions and agent-mail recipients change only when something happens, so their rows alone
+# cannot say "still 0 denies" or "still unread" ten minutes later. These sources therefore sample at
+# the instants the collector looked (its answered runs in collector_runs): a machine whose collector
+# stops answering goes stale like any other series instead of repeating its last state forever.
+
+ANSWERED = ("ok", "warning")
+HOUR = timedelta(hours=1)
+HOUR_S = int(HOUR.total_seconds())
+# An ack-required message not acked this long after it was sent is overdue. Same default as the
+# health factor (`health.mail_ack_due_seconds`), so the alert and the health score agree on what
+# "overdue" means; mcp_agent_mail itself has no due time.
+MAIL_ACK_DUE = timedelta(hours=1)
+
+
+def _answered_runs(con: ibis.BaseBackend, collector: str, start: datetime, end: datetime) -> ir.Table:
+    """(machine_id, ts): when `collector` (its `name`, as the runner records it) ran and answered in
+    [start, end]: the sampling instants. A run that failed or timed out says nothing about the table."""
+    r = con.table("collector_runs")
+    r = r.filter((r.collector == collector) & r.status.isin(ANSWERED) & (r.started_at >= start)
+                 & (r.started_at <= end))
+    return r.select("machine_id", ts=r.started_at).distinct()
+
+
+@source("dcg_denies_per_hour", table="dcg_events", unit="denies",
+        description="Commands dcg denied in the hour before each answered dcg collection (0 is a reading).")
+def dcg_denies_per_hour(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    runs = _answered_runs(con, "dcg", start, end)
+    e = con.table("dcg_events")
+    e = e.filter((e.outcome == "deny") & (e.ts > start - HOUR) & (e.ts <= end))
+    e = e.select(e_machine=e.machine_id, e_ts=e.ts)
+    j = runs.left_join(e, [runs.machine_id == e.e_machine, e.e_ts > runs.ts - ibis.interval(seconds=HOUR_S),
+                           e.e_ts <= runs.ts])
+    return j.group_by(["machine_id", "ts"]).agg(value=j.e_ts.count().cast("float64"))
+
+
+@source("dcg_deny_rule_id", table="dcg_events", value_type="string",
+        description="The rule id (pack:pattern, e.g. core.git:reset-hard) of each command dcg denied, at the "
+                    "decision's time. dcg's history does not record a rule's severity, so rules pick the "
+                    "critical ones by name (dcg's docs/packs/*.md list each pattern's severity).")
+def dcg_deny_rule_id(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    e = con.table("dcg_events")
+    rule = ibis.coalesce(e.rule_id, e.pack_id)
+    e = e.filter((e.outcome == "deny") & (e.ts >= start) & (e.ts <= end) & rule.notnull())
+    return e.select("machine_id", "ts", value=rule)
+
+
+def _mail_at_runs(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    """Each answered mcp_agent_mail run joined to the urgent or ack-required recipients seen by then,
+    with when each was first seen read and acked (states only move unread → read → acked)."""
+    runs = _answered_runs(con, "mcp_agent_mail", start, end)
+    r = con.table("mail_recipients")
+    r = r.filter(r.observed_at <= end)
+    keys = ["machine_id", "db_path", "message_id", "message_created_at", "agent_id"]
+    rec = r.group_by(keys).agg(
+        seen_at=r.observed_at.min(),
+        read_seen_at=r.observed_at.min(where=r.state.isin(("read", "acked"))),
+        acked_seen_at=r.observed_at.min(where=r.state == "acked"),
+        r_ack_required=r.ack_required.any(),
+    )
+    m = con.table("mail_messages")
+    m = m.select(m_machine=m.machine_id, m_db=m.db_path, m_id=m.message_id, m_created=m.created_at,
+                 urgent=ibis.coalesce(m.is_urgent, False) | (ibis.coalesce(m.importance, "").lower() == "urgent"),
+                 m_ack_required=m.ack_required)
+    rec = rec.left_join(m, [rec.machine_id == m.m_machine, rec.db_path == m.m_db, rec.message_id == m.m_id,
+                            rec.message_created_at == m.m_created])
+    rec = rec.select("machine_id", "message_created_at", "seen_at", "read_seen_at", "acked_seen_at",
+                     urgent=ibis.coalesce(rec.urgent, False),
+                     ack_required=ibis.coalesce(rec.r_ack_required, rec.m_ack_required, False))
+    rec = rec.filter(rec.urgent | rec.ack_required).rename(rec_machine="machine_id")
+    return runs.left_join(rec, [runs.machine_id == rec.rec_machine, rec.seen_at <= runs.ts])
+
+
+@source("mail_urgent_unread", table="mail_recipients", unit="messages",
+        description="Agent-mail deliveries (message × recipient) of importance 'urgent' still unread, at each "
+                    "answered mcp_agent_mail collection (0 is a reading).")
+def mail_urgent_unread(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    j = _mail_at_runs(con, start, end)
+    unread = j.urgent & (j.read_seen_at.isnull() | (j.read_seen_at > j.ts))
+    return j.group_by(["machine_id", "ts"]).agg(value=j.ts.count(where=unread).cast("float64"))
+
+
+@source("mail_ack_overdue", table="mail_recipients", unit="messages",
+        description="Agent-mail deliveries that require an acknowledgement and are not acked 1 h (MAIL_ACK_DUE, "
+                    "the health factor's default) after sending, at each answered mcp_agent_mail collection.")
+def mail_ack_overdue(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    j = _mail_at_runs(con, start, end)
+    due = MAIL_ACK_DUE.total_seconds()
+    overdue = (j.ack_required & (j.acked_seen_at.isnull() | (j.acked_seen_at > j.ts))
+               & (j.message_created_at <= j.ts - ibis.interval(seconds=int(due))))
+    return j.group_by(["machine_id", "ts"]).agg(value=j.ts.count(where=overdue).cast("float64"))
+
+
+# ---------------------------------------------------------------- forecasts
+
+# Forecast statuses that carry a time to the limit; every other status (resets first, not rising,
+# too few points, reset passed) means "not exhausted before the window resets" and has no series.
+RATE_ETA_STATUSES = ("reaches limit", "at limit")
+
+
+@source("ratelimit_eta_seconds", table="predictions", labels=("machine_id", "account_key", "window_name"),
+        unit="s",
+        description="Seconds from now until an account's rate window is used up, per the newest rate_limit "
+                    "forecast of each account and window; one series per machine that reports the account. "
+                    "Absent when the newest forecast says the window resets first or usage is not rising.")
+def ratelimit_eta_seconds(con: ibis.BaseBackend, start: datetime, end: datetime) -> ir.Table:
+    p = con.table("predictions")
+    p = p.filter((p.kind == "rate_limit") & (p.made_at >= start) & (p.made_at <= end))
+    # The newest forecast decides: an older "reaches limit" must not outlive a newer "resets first".
+    p = p.mutate(newest=p.made_at.max().over(ibis.window(group_by="subject")))
+    p = p.filter((p.made_at == p.newest) & p.status.isin(RATE_ETA_STATUSES))
+    end_s = end.timestamp()
+    # Past the forecast's horizon (the window's reset, when known) it says nothing any more.
+    p = p.filter(p.horizon_s.isnull() | (p.made_at.epoch_seconds() + p.horizon_s > end_s))
+    p = p.filter((p.status == "at limit") | p.eta.notnull())
+    # Counted from `end` (the evaluation time), not from made_at: a forecast that is some minutes old
+    # still tells how long is left now.
+    left = ibis.greatest(p.eta.epoch_seconds() - end_s, 0.0)
+    value = ibis.ifelse(p.status == "at limit", 0.0, left)
+    parts = p.subject.re_extract(r"^(.*)/([^/]*)$", 1), p.subject.re_extract(r"^(.*)/([^/]*)$", 2)
+    p = p.select("made_at", account_key=parts[0], window_name=parts[1], value=value.cast("float64"),
+                 machine=p.details_json.cast("json")["machines"].array.unnest())
+    return p.select(machine_id=p.machine.str, account_key=p.account_key, window_name=p.window_name,
+                    ts=p.made_at, value=p.value)

@@ -10,15 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+from collectors.cli_json import strip_ansi
 
 
 class ProbeParseError(ValueError):
     pass
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_RE.sub("", text).replace("\r", "")
 
 
 @dataclass(frozen=True)

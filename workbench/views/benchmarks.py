@@ -49,11 +49,12 @@ def _hosts(t: ir.Table, hosts: Sequence[str] | None) -> ir.Table:
     return t if hosts is None else t.filter(t.host.isin(list(hosts)))
 
 
-def subscores(con: ibis.BaseBackend, start: datetime, end: datetime, hosts: Sequence[str] | None = None
+def subscores(con: ibis.BaseBackend, start: datetime | None, end: datetime, hosts: Sequence[str] | None = None
               ) -> ir.Table:
-    """Every run in [start, end]: one row per host and run (a host read by two control nodes once)."""
+    """Every run in [start, end] (start None: from the first): one row per host and run (a host read by
+    two control nodes once)."""
     t = _hosts(con.table("benchmark_subscores"), hosts)
-    t = t.filter((t.run_at >= start) & (t.run_at <= end))
+    t = t.filter(t.run_at <= end) if start is None else t.filter((t.run_at >= start) & (t.run_at <= end))
     t = t.group_by(["host", "run_at"]).agg(
         ip_address=t.ip_address.max(), **{c: t[c].max() for c, _ in METRICS})
     return t.order_by(["host", "run_at"])
@@ -74,7 +75,7 @@ def latest_vs_baseline(con: ibis.BaseBackend, now: datetime, hosts: Sequence[str
 
     A host with no earlier run has NULL ratios (no baseline yet), never 1.0.
     """
-    runs = subscores(con, now - timedelta(days=3650), now, hosts)
+    runs = subscores(con, None, now, hosts)
     last = latest_rows(runs, ["host"], ts="run_at")
     prior = runs.join(last.select("host", last_run=last.run_at), "host")
     prior = prior.filter((prior.run_at < prior.last_run) & (prior.run_at >= prior.last_run - window))
